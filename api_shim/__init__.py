@@ -1,0 +1,1 @@
+"""HTTP edge: the Roboto wire shapes live here and nowhere else."""

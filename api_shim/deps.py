@@ -1,0 +1,54 @@
+"""Request context: the caller's token and org headers, resolved against the database inside the route's own
+transaction (so a write is committed before its response is sent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from fastapi import Header
+from sqlalchemy.engine import Connection
+
+from ingest.auth import Principal, authenticate
+from ingest.db import transaction
+
+
+@dataclass
+class Caller:
+    conn: Connection
+    principal: Principal
+    org_id: str
+
+
+@dataclass
+class RequestContext:
+    token: str | None
+    org_header: str | None
+    owner_header: str | None
+    request_id: str | None
+    api_version: str | None
+
+    @contextmanager
+    def acting(self, *, write: bool) -> Iterator[Caller]:
+        """Open a transaction, authenticate, and pick the org: writes prefer `X-Roboto-Org-Id`, reads prefer
+        `X-Roboto-Resource-Owner-Id`; either way the token's own org is the fallback."""
+        with transaction() as conn:
+            principal = authenticate(conn, self.token)
+            first, second = (self.org_header, self.owner_header) if write else (self.owner_header, self.org_header)
+            yield Caller(conn, principal, principal.org_for(first or second))
+
+
+def request_context(
+    authorization: str | None = Header(default=None, include_in_schema=False),
+    x_roboto_org_id: str | None = Header(default=None),
+    x_roboto_resource_owner_id: str | None = Header(default=None),
+    x_request_id: str | None = Header(default=None, include_in_schema=False),
+    x_roboto_api_version: str | None = Header(default=None),
+) -> RequestContext:
+    token = None
+    if authorization:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            token = value.strip()
+    return RequestContext(token, x_roboto_org_id, x_roboto_resource_owner_id, x_request_id, x_roboto_api_version)

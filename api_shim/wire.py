@@ -1,0 +1,78 @@
+"""Roboto wire details: the `{}` NotSet marker, record shapes, timestamps and opaque page tokens."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from ingest.errors import InvalidRequest
+
+NOT_SET: Any = type("NotSet", (), {"__repr__": lambda self: "NotSet"})()
+
+
+def not_set_or(value: Any, field: str, *, allow_null: bool = True) -> Any:
+    """Decode a field that may be `{}` (NotSet), null, or a real value. An absent key is NotSet too."""
+    if isinstance(value, dict):
+        if value:
+            raise InvalidRequest(f"{field} must be {{}} (not set), null or a value, not an object with keys")
+        return NOT_SET
+    if value is None and not allow_null:
+        raise InvalidRequest(f"{field} must not be null")
+    return value
+
+
+def iso(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def data(payload: Any) -> dict:
+    return {"data": payload}
+
+
+def page(items: list, next_token: str | None, **extra: Any) -> dict:
+    return {"data": {"items": items, "next_token": next_token, **extra}}
+
+
+def definition_record(row: dict) -> dict:
+    return {
+        "org_id": row["org_id"],
+        "metric_id": row["metric_id"],
+        "name": row["name"],
+        "description": row["description"],
+        "unit": row["unit"],
+        "created_by": row["created_by"],
+        "created": iso(row["created"]),
+        "modified_by": row["modified_by"],
+        "modified": iso(row["modified"]),
+    }
+
+
+def body_digest(body: Any) -> str:
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def encode_page_token(position: dict, bound_to: str | None = None) -> str:
+    doc = {"p": position}
+    if bound_to is not None:
+        doc["b"] = bound_to
+    raw = json.dumps(doc, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, bound_to: str | None = None) -> dict:
+    """The position inside a page token; a forged, garbled or foreign token is a 400, never a 500."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        doc = json.loads(raw)
+        position = doc["p"]
+        if not isinstance(position, dict):
+            raise ValueError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        raise InvalidRequest("page_token is not a valid page token") from None
+    if bound_to is not None and doc.get("b") != bound_to:
+        raise InvalidRequest("page_token belongs to a different request; re-send the same body with it")
+    return position

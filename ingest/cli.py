@@ -1,0 +1,236 @@
+"""The `metrics-ingest` command: run the service, its parts, and the admin tasks."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ingest.config import ConfigError, Settings, get_settings
+from ingest.errors import DomainError
+
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Roboto-compatible metrics ingestion service.")
+org_app = typer.Typer(no_args_is_help=True, help="Organizations.")
+token_app = typer.Typer(no_args_is_help=True, help="API tokens.")
+device_app = typer.Typer(no_args_is_help=True, help="Devices.")
+session_app = typer.Typer(no_args_is_help=True, help="Sessions.")
+app.add_typer(org_app, name="org")
+app.add_typer(token_app, name="token")
+app.add_typer(device_app, name="device")
+app.add_typer(session_app, name="session")
+
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    from ingest.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    return settings
+
+
+@contextmanager
+def database() -> Iterator[None]:
+    """Point the process at the configured database; with the embedded default, at the embedded server,
+    starting it for the duration of the command when `up` is not running."""
+    from ingest.embedded import EmbeddedPostgres, port_open
+
+    settings = _settings()
+    if settings.database_url:
+        yield
+        return
+    pg = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port)
+    settings.database_url = pg.url
+    if port_open(pg.port):
+        yield
+        return
+    pg.start()
+    try:
+        from ingest.db import migrate
+
+        migrate(pg.url)
+        yield
+    finally:
+        from ingest.db import dispose_engine
+
+        dispose_engine()
+        pg.stop()
+
+
+# -- service -------------------------------------------------------------------------------------------------
+@app.command()
+def up() -> None:
+    """Run the whole service: embedded PostgreSQL + Redis (unless URLs are set), migrations, API and workers."""
+    from ingest.supervisor import Supervisor
+
+    raise typer.Exit(Supervisor(_settings()).run())
+
+
+@app.command()
+def api(
+    host: str | None = typer.Option(None, help="Bind address (default: METRICS_INGEST_API_HOST)."),
+    port: int | None = typer.Option(None, help="Port (default: METRICS_INGEST_API_PORT)."),
+    workers: int | None = typer.Option(None, help="uvicorn worker processes."),
+) -> None:
+    """Run the HTTP API alone (uvicorn)."""
+    import uvicorn
+
+    settings = _settings()
+    settings.require_database_url()
+    settings.require_broker_url()
+    uvicorn.run(
+        "api_shim.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        workers=workers or settings.api_workers,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=5,
+    )
+
+
+@app.command()
+def worker(
+    lanes: str = typer.Option("bulk,interactive", help="Comma-separated lanes (queues) to consume."),
+    concurrency: int | None = typer.Option(None, help="Worker processes (default METRICS_INGEST_WORKER_CONCURRENCY)."),
+    name: str | None = typer.Option(None, help="Celery node name (default: lanes@hostname)."),
+) -> None:
+    """Run a Celery worker process. Start as many as you like, on as many machines as you like."""
+    settings = _settings()
+    settings.require_database_url()
+    settings.require_broker_url()
+    from worker.app import run_worker
+
+    run_worker(lanes.split(","), concurrency or settings.worker_concurrency, name)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations."""
+    from ingest.db import migrate as run_migrations
+
+    settings = _settings()
+    with database():
+        run_migrations(settings.require_database_url())
+    typer.echo("database is at the newest schema")
+
+
+# -- admin ---------------------------------------------------------------------------------------------------
+@contextmanager
+def admin_transaction():
+    with database():
+        from ingest.db import transaction
+
+        with transaction() as conn:
+            yield conn
+
+
+@org_app.command("create")
+def org_create(org_id: str) -> None:
+    """Create an organization."""
+    from ingest import catalog
+
+    with admin_transaction() as conn:
+        catalog.create_org(conn, org_id)
+    typer.echo(org_id)
+
+
+@org_app.command("list")
+def org_list() -> None:
+    from ingest import catalog
+
+    with admin_transaction() as conn:
+        for row in catalog.list_orgs(conn):
+            typer.echo(row["org_id"])
+
+
+@token_app.command("create")
+def token_create(
+    org: list[str] = typer.Option(..., "--org", help="Org the token may act for; repeat for more (first = default)."),
+    principal: str = typer.Option(..., help="Who uses the token, e.g. user@example.com."),
+    invocation: str | None = typer.Option(None, help="Action invocation the token stands for."),
+    expires_days: float | None = typer.Option(None, help="Expire after this many days."),
+) -> None:
+    """Create a token. Prints the secret alone on stdout, once; only its hash is stored."""
+    from ingest import auth
+
+    with admin_transaction() as conn:
+        token_id, secret = auth.create_token(
+            conn, org_ids=org, principal=principal, invocation_id=invocation, expires_in_days=expires_days
+        )
+    err_console.print(f"created token {token_id} for {principal}; store the secret now, it is not shown again")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list(org: str = typer.Option(..., "--org")) -> None:
+    """List an org's tokens (never the secrets)."""
+    from ingest import auth
+
+    with admin_transaction() as conn:
+        rows = auth.list_tokens(conn, org)
+    table = Table("token_id", "principal", "orgs", "invocation", "created", "last used", "expires", "revoked")
+    for r in rows:
+        table.add_row(
+            r["token_id"], r["principal"], ",".join(r["org_ids"]), r["invocation_id"] or "",
+            *(str(r[k]) if r[k] else "" for k in ("created", "last_used", "expires_at", "revoked_at")),
+        )
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token; every API process refuses it from the next request on."""
+    from ingest import auth
+
+    with admin_transaction() as conn:
+        auth.revoke_token(conn, token_id)
+    typer.echo(f"revoked {token_id}")
+
+
+@device_app.command("create")
+def device_create(device_id: str, org: str = typer.Option(..., "--org")) -> None:
+    from ingest import catalog
+
+    with admin_transaction() as conn:
+        catalog.create_device(conn, org, device_id)
+    typer.echo(device_id)
+
+
+@session_app.command("create")
+def session_create(
+    session_id: str,
+    org: str = typer.Option(..., "--org"),
+    start_ns: int = typer.Option(..., "--start-ns"),
+    end_ns: int = typer.Option(..., "--end-ns"),
+    device: list[str] = typer.Option([], "--device", help="Attached device; repeat for more."),
+) -> None:
+    from ingest import catalog
+
+    with admin_transaction() as conn:
+        catalog.create_session(conn, org, session_id, start_ns, end_ns, device)
+    typer.echo(session_id)
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as err:
+        err_console.print(f"metrics-ingest: {err}")
+        sys.exit(2)
+    except DomainError as err:
+        err_console.print(f"metrics-ingest: {err.message}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

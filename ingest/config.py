@@ -1,0 +1,127 @@
+"""The one place where configuration is read: environment (METRICS_INGEST_*) and an optional `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="METRICS_INGEST_", env_file=".env", extra="ignore")
+
+    # Servers. Unset = the embedded default (PostgreSQL and Redis started from PyPI wheels in data_dir).
+    database_url: str | None = None
+    broker_url: str | None = None
+    data_dir: Path = Path(".metrics-ingest")
+    embedded_pg_port: int = Field(54329, ge=1, le=65535)
+    embedded_redis_port: int = Field(63799, ge=1, le=65535)
+
+    # HTTP API
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8000, ge=1, le=65535)
+    api_workers: int = Field(1, ge=1, le=64)
+    db_pool_size: int = Field(10, ge=1, le=200)
+
+    # Workers
+    worker_concurrency: int = Field(2, ge=1, le=64)
+    interactive_worker: bool = True  # `up` also runs a worker process that serves only the interactive lane
+    chunk_items: int = Field(5000, ge=1, le=100_000)  # items per chunk (one Celery message, one upsert)
+    interactive_max_items: int = Field(2000, ge=1)  # jobs up to this size go to the interactive lane
+    task_time_limit_s: int = Field(300, ge=10)
+    task_max_retries: int = Field(8, ge=0, le=50)
+    requeue_after_s: float = Field(30.0, gt=0)  # a queued chunk not started this long after its enqueue is re-sent
+    sweep_interval_s: float = Field(5.0, gt=0)
+    heartbeat_interval_s: float = Field(5.0, gt=0)
+    worker_alive_s: float = Field(30.0, gt=0)  # readiness: a worker heartbeat must be newer than this
+
+    # Roboto publish (synchronous): how long the API waits for the worker before answering 503
+    publish_wait_s: float = Field(25.0, gt=0)
+
+    # Limits
+    max_backlog_items: int = Field(5_000_000, ge=1)
+    max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    max_ndjson_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    max_entries_per_request: int = Field(25_000, ge=1)
+    max_requests_per_job: int = Field(200_000, ge=1)
+    max_items_per_job: int = Field(2_000_000, ge=1)
+    max_name_length: int = Field(255, ge=1, le=1000)
+    max_id_length: int = Field(255, ge=1, le=1000)
+    max_results: int = Field(10_000, ge=1)
+    definitions_page_size: int = Field(100, ge=1, le=10_000)
+    job_results_page_size: int = Field(1000, ge=1, le=100_000)
+
+    # Operations
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    metrics_token: str | None = None  # when set, GET /metrics requires `Authorization: Bearer <metrics_token>`
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL")
+        return v
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        if not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis:// URL")
+        return v
+
+    @property
+    def embedded(self) -> bool:
+        return self.database_url is None or self.broker_url is None
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return to_sqlalchemy_url(self.require_database_url())
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError("METRICS_INGEST_DATABASE_URL is not set (run `metrics-ingest up` for the embedded default)")
+        return self.database_url
+
+    def require_broker_url(self) -> str:
+        if not self.broker_url:
+            raise ConfigError("METRICS_INGEST_BROKER_URL is not set (run `metrics-ingest up` for the embedded default)")
+        return self.broker_url
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one line meant for the operator."""
+
+
+def to_sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def to_libpq_url(url: str) -> str:
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def describe_validation_error(err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        field = ".".join(str(p) for p in e["loc"]) or "settings"
+        parts.append(f"METRICS_INGEST_{field.upper()}: {e['msg']}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as err:
+        raise ConfigError(describe_validation_error(err)) from None

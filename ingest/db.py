@@ -1,0 +1,79 @@
+"""Engine and pool factory. Call `get_engine()` lazily: in a forked worker process it builds a fresh pool."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import Connection
+
+from ingest.config import Settings, get_settings
+
+_engine: Engine | None = None
+_engine_pid: int | None = None
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
+    return create_engine(
+        settings.sqlalchemy_url,
+        pool_size=pool_size or settings.db_pool_size,
+        max_overflow=pool_size or settings.db_pool_size,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "application_name": "metrics-ingest"},
+    )
+
+
+def get_engine() -> Engine:
+    """The process's engine, created on first use, and again after a fork (never shared across processes)."""
+    global _engine, _engine_pid
+    if _engine is None or _engine_pid != os.getpid():
+        _engine = make_engine(get_settings())
+        _engine_pid = os.getpid()
+    return _engine
+
+
+def dispose_engine() -> None:
+    global _engine
+    if _engine is not None:
+        _engine.dispose(close=_engine_pid == os.getpid())
+        _engine = None
+
+
+@contextmanager
+def transaction() -> Iterator[Connection]:
+    with get_engine().begin() as conn:
+        yield conn
+
+
+def alembic_config(url: str):
+    from alembic.config import Config
+
+    cfg = Config(str(MIGRATIONS_DIR / "alembic.ini"))
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Apply every pending Alembic migration (safe to run from several processes at once)."""
+    from alembic import command
+
+    from ingest.config import to_sqlalchemy_url
+
+    command.upgrade(alembic_config(to_sqlalchemy_url(url)), "head")
+
+
+def schema_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("postgresql+psycopg://")).get_current_head() or ""
+
+
+def schema_current(conn: Connection) -> str | None:
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -1,0 +1,201 @@
+"""SQLAlchemy tables. Alembic migrations create them; `tests/unit/test_schema_drift.py` checks both agree."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Double,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+metadata = MetaData()
+
+
+def _now() -> Column:
+    return Column("created", DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+orgs = Table(
+    "orgs",
+    metadata,
+    Column("org_id", Text, primary_key=True),
+    _now(),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("token_id", Text, primary_key=True),
+    Column("token_hash", Text, nullable=False, unique=True),
+    Column("principal", Text, nullable=False),
+    Column("org_ids", ARRAY(Text), nullable=False),  # first = the default org
+    Column("invocation_id", Text),
+    _now(),
+    Column("last_used", DateTime(timezone=True)),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+devices = Table(
+    "devices",
+    metadata,
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    Column("device_id", Text, nullable=False),
+    _now(),
+    PrimaryKeyConstraint("org_id", "device_id"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("start_ns", BigInteger, nullable=False),
+    Column("end_ns", BigInteger, nullable=False),
+    _now(),
+    Column("modified", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("org_id", "session_id"),
+)
+
+session_devices = Table(
+    "session_devices",
+    metadata,
+    Column("org_id", Text, nullable=False),
+    Column("session_id", Text, nullable=False),
+    Column("device_id", Text, nullable=False),
+    PrimaryKeyConstraint("org_id", "session_id", "device_id"),
+    ForeignKeyConstraint(
+        ["org_id", "session_id"], ["sessions.org_id", "sessions.session_id"], ondelete="CASCADE"
+    ),
+    ForeignKeyConstraint(["org_id", "device_id"], ["devices.org_id", "devices.device_id"], ondelete="CASCADE"),
+)
+
+invocations = Table(
+    "invocations",
+    metadata,
+    Column("invocation_id", Text, primary_key=True),
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    _now(),
+)
+
+metric_definitions = Table(
+    "metric_definitions",
+    metadata,
+    Column("metric_id", Text, primary_key=True),
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("unit", Text),
+    Column("created_by", Text, nullable=False),
+    _now(),
+    Column("modified_by", Text, nullable=False),
+    Column("modified", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("org_id", "name", name="uq_metric_definitions_org_name"),
+)
+
+# One row per (metric, session). The session's start/end are copied onto the row so that a time window on a
+# metric is one index range scan; changing a session's times updates the copies in the same transaction.
+metric_values = Table(
+    "metric_values",
+    metadata,
+    Column(
+        "metric_id", Text, ForeignKey("metric_definitions.metric_id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("session_id", Text, nullable=False),
+    Column("org_id", Text, nullable=False),
+    Column("value", Double, nullable=False),
+    Column("device_id", Text),
+    Column("invocation_id", Text),
+    Column("session_start_ns", BigInteger, nullable=False),
+    Column("session_end_ns", BigInteger, nullable=False),
+    Column("published_by", Text, nullable=False),
+    Column("published", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint("metric_id", "session_id"),
+    Index("ix_metric_values_end", "metric_id", "session_end_ns", "session_id"),
+    Index("ix_metric_values_start", "metric_id", "session_start_ns", "session_id"),
+    Index("ix_metric_values_org_session", "org_id", "session_id"),
+)
+
+# The outbox: a job and its payload are stored in one transaction before any Celery message is sent.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("job_id", Text, primary_key=True),
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    Column("lane", Text, nullable=False),
+    Column("state", Text, nullable=False),
+    Column("source", Text, nullable=False),  # "publish" (Roboto route) or "jobs" (native job API)
+    Column("principal", Text, nullable=False),
+    Column("invocation_id", Text),
+    Column("idempotency_key", Text),
+    Column("body_digest", Text),
+    Column("request_id", Text),
+    Column("total", Integer, nullable=False),
+    Column("succeeded", Integer, nullable=False, server_default=text("0")),
+    Column("failed", Integer, nullable=False, server_default=text("0")),
+    Column("chunks_total", Integer, nullable=False),
+    Column("chunks_done", Integer, nullable=False, server_default=text("0")),
+    Column("error_code", Text),
+    Column("error_message", Text),
+    _now(),
+    Column("started", DateTime(timezone=True)),
+    Column("finished", DateTime(timezone=True)),
+    Index("ix_jobs_org_created", "org_id", text("created DESC"), text("job_id DESC")),
+    Index(
+        "uq_jobs_idempotency",
+        "org_id",
+        "idempotency_key",
+        unique=True,
+        postgresql_where=text("idempotency_key IS NOT NULL"),
+    ),
+    Index("ix_jobs_active", "lane", postgresql_where=text("state IN ('queued', 'running')")),
+    Index("ix_jobs_finished", "finished", postgresql_where=text("finished IS NOT NULL")),
+)
+
+job_chunks = Table(
+    "job_chunks",
+    metadata,
+    Column("job_id", Text, ForeignKey("jobs.job_id", ondelete="CASCADE"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("lane", Text, nullable=False),
+    Column("state", Text, nullable=False),  # queued -> done | failed
+    Column("first_request", Integer, nullable=False),  # index of the chunk's first request within the job
+    Column("request_count", Integer, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("payload", LargeBinary, nullable=False),  # JSON array of PublishMetricsRequest, as accepted
+    Column("outcomes", JSONB),  # compact: failures and request-level errors only; the rest succeeded
+    Column("succeeded", Integer, nullable=False, server_default=text("0")),
+    Column("failed", Integer, nullable=False, server_default=text("0")),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Column("enqueued_at", DateTime(timezone=True)),
+    Column("processed_at", DateTime(timezone=True)),
+    PrimaryKeyConstraint("job_id", "seq"),
+    Index("ix_job_chunks_queued", "enqueued_at", postgresql_where=text("state = 'queued'")),
+)
+
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    Column("worker_id", Text, primary_key=True),
+    Column("hostname", Text, nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("lanes", ARRAY(Text), nullable=False),
+    Column("started", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("stopped", Boolean, nullable=False, server_default=text("false")),
+)

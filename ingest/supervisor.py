@@ -1,0 +1,151 @@
+"""`metrics-ingest up`: start the embedded servers (unless URLs are configured), migrate, then run the API and
+the workers as child processes; restart a child that dies (with backoff); stop everything on Ctrl-C/SIGTERM.
+
+A child that keeps dying (more than `max_restarts` times within `restart_window_s`) makes `up` exit non-zero
+with the reason, rather than flapping for ever.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+
+from ingest.config import Settings
+from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, _stop
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Child:
+    name: str
+    start: Callable[[], subprocess.Popen]
+    stop: Callable[[subprocess.Popen], None]
+    process: subprocess.Popen | None = None
+    deaths: deque = field(default_factory=deque)
+    restart_at: float | None = None
+
+
+class GiveUp(Exception):
+    pass
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, *, max_restarts: int = 5, restart_window_s: float = 60.0):
+        self.settings = settings
+        self.max_restarts = max_restarts
+        self.restart_window_s = restart_window_s
+        self.children: list[Child] = []
+        self.stopping = False
+        self.database_url = settings.database_url
+        self.broker_url = settings.broker_url
+        self.pg: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+
+    # -- children -------------------------------------------------------------------------------------------
+    def _service_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["METRICS_INGEST_DATABASE_URL"] = self.database_url or ""
+        env["METRICS_INGEST_BROKER_URL"] = self.broker_url or ""
+        return env
+
+    def _cli(self, *args: str) -> Callable[[], subprocess.Popen]:
+        def start() -> subprocess.Popen:
+            return subprocess.Popen([sys.executable, "-m", "ingest.cli", *args], env=self._service_env())
+
+        return start
+
+    def _add(self, name: str, start: Callable[[], subprocess.Popen], stop: Callable | None = None) -> Child:
+        child = Child(name, start, stop or (lambda p: _stop(p, signal.SIGTERM, 30)))
+        child.process = start()
+        self.children.append(child)
+        return child
+
+    def start(self) -> None:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.database_url:
+            self.pg = EmbeddedPostgres(s.data_dir.resolve(), s.embedded_pg_port)
+            self._add("postgres", self.pg.start, lambda p: self.pg.stop())  # type: ignore[union-attr]
+            self.database_url = self.pg.url
+        if not self.broker_url:
+            self.redis = EmbeddedRedis(s.data_dir.resolve(), s.embedded_redis_port)
+            self._add("redis", self.redis.start, lambda p: self.redis.stop())  # type: ignore[union-attr]
+            self.broker_url = self.redis.url
+        from ingest.db import migrate
+
+        migrate(self.database_url)
+        log.info("up.migrated")
+        self._add("worker", self._cli("worker", "--lanes", "bulk,interactive"))
+        if s.interactive_worker:
+            self._add("worker-interactive", self._cli("worker", "--lanes", "interactive", "--concurrency", "1"))
+        self._add("api", self._cli("api"))
+        log.info("up.started", api=f"http://{s.api_host}:{s.api_port}", embedded_postgres=self.pg is not None,
+                 embedded_redis=self.redis is not None, data_dir=str(s.data_dir.resolve()))
+
+    def _check(self, child: Child) -> None:
+        now = time.monotonic()
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.restart_at = None
+                log.warning("up.child_restarting", child=child.name)
+                child.process = child.start()
+            return
+        if child.process is None or child.process.poll() is None:
+            return
+        code = child.process.returncode
+        child.deaths.append(now)
+        while child.deaths and now - child.deaths[0] > self.restart_window_s:
+            child.deaths.popleft()
+        if len(child.deaths) > self.max_restarts:
+            raise GiveUp(
+                f"{child.name} died {len(child.deaths)} times within {self.restart_window_s:.0f} s "
+                f"(last exit code {code}); giving up"
+            )
+        backoff = min(30.0, 0.5 * 2 ** (len(child.deaths) - 1))
+        child.restart_at = now + backoff
+        log.error("up.child_died", child=child.name, exit_code=code, restart_in_s=backoff,
+                  deaths_in_window=len(child.deaths))
+
+    def run(self) -> int:
+        def on_signal(signum, _frame):
+            self.stopping = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        code = 0
+        try:
+            self.start()
+            while not self.stopping:
+                for child in self.children:
+                    self._check(child)
+                time.sleep(0.2)
+        except GiveUp as err:
+            log.error("up.giving_up", reason=str(err))
+            print(f"metrics-ingest up: {err}", file=sys.stderr)
+            code = 1
+        except Exception as err:  # start-up failure: say why in one line, stop what did start
+            log.error("up.failed", error=str(err))
+            print(f"metrics-ingest up: {err}", file=sys.stderr)
+            code = 1
+        finally:
+            self.shutdown()
+        return code
+
+    def shutdown(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        for child in reversed(self.children):  # api first, servers last
+            if child.process is not None:
+                try:
+                    child.stop(child.process)
+                except Exception as err:  # keep stopping the rest
+                    log.warning("up.stop_failed", child=child.name, error=str(err))
+        log.info("up.stopped")

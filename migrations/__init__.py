@@ -1,0 +1,1 @@
+"""Alembic migrations (schema only). Run with `metrics-ingest migrate`."""
