@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from api_shim.errors import install_error_handlers
-from api_shim.routes import catalog, definitions
+from api_shim.routes import catalog, definitions, health, jobs, metrics
 from ingest import __version__
 
 
@@ -17,6 +17,9 @@ def create_app() -> FastAPI:
         redirect_slashes=False,
     )
     install_error_handlers(app)
+    app.include_router(health.router)
     app.include_router(definitions.router)
     app.include_router(catalog.router)
+    app.include_router(metrics.router)
+    app.include_router(jobs.router)
     return app

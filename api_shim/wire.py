@@ -76,3 +76,75 @@ def decode_page_token(token: str, bound_to: str | None = None) -> dict:
     if bound_to is not None and doc.get("b") != bound_to:
         raise InvalidRequest("page_token belongs to a different request; re-send the same body with it")
     return position
+
+
+def metric_record(row: dict) -> dict:
+    return {
+        "org_id": row["org_id"],
+        "metric_id": row["metric_id"],
+        "name": row["name"],
+        "session_id": row["session_id"],
+        "min_timestamp_ns": row["session_start_ns"],
+        "max_timestamp_ns": row["session_end_ns"],
+        "session_start_time_ns": row["session_start_ns"],
+        "session_end_time_ns": row["session_end_ns"],
+        "value": row["value"],
+        "device_id": row["device_id"],
+        "invocation_id": row["invocation_id"],
+        "published_by": row["published_by"],
+        "published": iso(row["published"]),
+        "unit": row.get("unit"),
+        "group_key": row.get("group_key"),
+    }
+
+
+def job_record(row: dict) -> dict:
+    pending = max(0, row["total"] - row["succeeded"] - row["failed"])
+    error = None
+    if row.get("error_code"):
+        error = {"error": {"error_code": row["error_code"], "message": row["error_message"] or ""}}
+    return {
+        "job_id": row["job_id"],
+        "org_id": row["org_id"],
+        "state": row["state"],
+        "lane": row["lane"],
+        "source": row["source"],
+        "idempotency_key": row.get("idempotency_key"),
+        "request_id": row.get("request_id"),
+        "created": iso(row["created"]),
+        "started": iso(row["started"]) if row.get("started") else None,
+        "finished": iso(row["finished"]) if row.get("finished") else None,
+        "counts": {"total": row["total"], "succeeded": row["succeeded"], "failed": row["failed"], "pending": pending},
+        "error": error,
+    }
+
+
+# Publish answers: the shape depends on the caller's X-Roboto-Api-Version (wire contract, section 4).
+BATCH_RESPONSE_SINCE = "2026-10-05"
+
+
+def wants_batch_response(api_version: str | None) -> bool:
+    return bool(api_version) and api_version >= BATCH_RESPONSE_SINCE  # ISO dates compare as strings
+
+
+def publish_response(items: list, api_version: str | None) -> dict:
+    """`items` are ingest.results.Item in request order."""
+    if wants_batch_response(api_version):
+        responses = []
+        for item in items:
+            if item.error is None and item.record is not None:
+                responses.append({"data": metric_record(item.record), "error": None})
+            else:
+                error = item.error or {"error_code": "RobotoServiceException", "message": "record not found"}
+                responses.append({"data": None, "error": {"error": error}})
+        return data({"responses": responses})
+    succeeded, seen, failed = [], set(), []
+    for item in items:
+        if item.error is None and item.record is not None:
+            key = (item.name, item.session_id)
+            if key not in seen:
+                seen.add(key)
+                succeeded.append(metric_record(item.record))
+        elif item.error is not None:
+            failed.append({"name": item.name, "error": item.error["message"]})
+    return data({"succeeded": succeeded, "failed": failed})

@@ -72,8 +72,7 @@ def create_token(
     if invocation_id:
         conn.execute(
             text(
-                "INSERT INTO invocations (invocation_id, org_id) VALUES (:i, :o) "
-                "ON CONFLICT (invocation_id) DO NOTHING"
+                "INSERT INTO invocations (invocation_id, org_id) VALUES (:i, :o) ON CONFLICT (invocation_id) DO NOTHING"
             ),
             {"i": invocation_id, "o": org_ids[0]},
         )

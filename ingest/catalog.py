@@ -15,9 +15,7 @@ SESSION_COLUMNS = (
 
 
 def create_org(conn: Connection, org_id: str) -> None:
-    res = conn.execute(
-        text("INSERT INTO orgs (org_id) VALUES (:o) ON CONFLICT DO NOTHING"), {"o": org_id}
-    )
+    res = conn.execute(text("INSERT INTO orgs (org_id) VALUES (:o) ON CONFLICT DO NOTHING"), {"o": org_id})
     if res.rowcount == 0:
         raise Conflict(f"Organization '{org_id}' already exists")
 
@@ -84,8 +82,7 @@ def create_session(
     _check_window(start_ns, end_ns)
     res = conn.execute(
         text(
-            "INSERT INTO sessions (org_id, session_id, start_ns, end_ns) VALUES (:o, :s, :a, :b) "
-            "ON CONFLICT DO NOTHING"
+            "INSERT INTO sessions (org_id, session_id, start_ns, end_ns) VALUES (:o, :s, :a, :b) ON CONFLICT DO NOTHING"
         ),
         {"o": org_id, "s": session_id, "a": start_ns, "b": end_ns},
     )
@@ -128,8 +125,7 @@ def update_session(
         params = {"o": org_id, "s": session_id, "a": new_start, "b": new_end}
         conn.execute(
             text(
-                "UPDATE sessions SET start_ns = :a, end_ns = :b, modified = now() "
-                "WHERE org_id = :o AND session_id = :s"
+                "UPDATE sessions SET start_ns = :a, end_ns = :b, modified = now() WHERE org_id = :o AND session_id = :s"
             ),
             params,
         )

@@ -181,7 +181,10 @@ def token_list(org: str = typer.Option(..., "--org")) -> None:
     table = Table("token_id", "principal", "orgs", "invocation", "created", "last used", "expires", "revoked")
     for r in rows:
         table.add_row(
-            r["token_id"], r["principal"], ",".join(r["org_ids"]), r["invocation_id"] or "",
+            r["token_id"],
+            r["principal"],
+            ",".join(r["org_ids"]),
+            r["invocation_id"] or "",
             *(str(r[k]) if r[k] else "" for k in ("created", "last_used", "expires_at", "revoked_at")),
         )
     Console().print(table)

@@ -87,7 +87,9 @@ class Settings(BaseSettings):
 
     def require_database_url(self) -> str:
         if not self.database_url:
-            raise ConfigError("METRICS_INGEST_DATABASE_URL is not set (run `metrics-ingest up` for the embedded default)")
+            raise ConfigError(
+                "METRICS_INGEST_DATABASE_URL is not set (run `metrics-ingest up` for the embedded default)"
+            )
         return self.database_url
 
     def require_broker_url(self) -> str:

@@ -111,8 +111,6 @@ def update_definition(
 
 def delete_definition(conn: Connection, org_id: str, name: str) -> None:
     """Delete a definition; its values go with it (ON DELETE CASCADE)."""
-    res = conn.execute(
-        text("DELETE FROM metric_definitions WHERE org_id = :o AND name = :n"), {"o": org_id, "n": name}
-    )
+    res = conn.execute(text("DELETE FROM metric_definitions WHERE org_id = :o AND name = :n"), {"o": org_id, "n": name})
     if res.rowcount == 0:
         raise NotFound(f"Metric definition '{name}' not found")

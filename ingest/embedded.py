@@ -104,9 +104,19 @@ class EmbeddedPostgres:
             return
         log.info("embedded.postgres.initdb", pgdata=str(self.pgdata))
         subprocess.run(
-            [str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "--auth=trust", "-U", "postgres",
-             "--encoding=UTF8", "--locale=C"],
-            check=True, capture_output=True, **run_as,
+            [
+                str(_pg_bin() / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "--auth=trust",
+                "-U",
+                "postgres",
+                "--encoding=UTF8",
+                "--locale=C",
+            ],
+            check=True,
+            capture_output=True,
+            **run_as,
         )
 
     def start(self) -> subprocess.Popen:
@@ -117,10 +127,29 @@ class EmbeddedPostgres:
         logfile = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115 - handed to the child
         sock_dir = self.pgdata if len(str(self.pgdata)) < 80 else Path("/tmp")
         self.process = subprocess.Popen(
-            [str(_pg_bin() / "postgres"), "-D", str(self.pgdata), "-h", "127.0.0.1", "-p", str(self.port),
-             "-k", str(sock_dir), "-c", "max_connections=300", "-c", "shared_buffers=256MB",
-             "-c", "max_wal_size=2GB", "-c", "log_min_messages=warning"],
-            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True, **run_as,
+            [
+                str(_pg_bin() / "postgres"),
+                "-D",
+                str(self.pgdata),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-k",
+                str(sock_dir),
+                "-c",
+                "max_connections=300",
+                "-c",
+                "shared_buffers=256MB",
+                "-c",
+                "max_wal_size=2GB",
+                "-c",
+                "log_min_messages=warning",
+            ],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **run_as,
         )
         self._wait_ready()
         self.ensure_database()
@@ -172,10 +201,28 @@ class EmbeddedRedis:
             raise RuntimeError(f"port {self.port} is already in use; set METRICS_INGEST_EMBEDDED_REDIS_PORT")
         logfile = open(self.data_dir / "redis.log", "ab")  # noqa: SIM115 - handed to the child
         self.process = subprocess.Popen(
-            [str(_redis_bin()), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(redis_dir),
-             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "no",
-             "--maxclients", "2000"],
-            stdout=logfile, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(_redis_bin()),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(redis_dir),
+                "--appendonly",
+                "yes",
+                "--save",
+                "",
+                "--daemonize",
+                "no",
+                "--protected-mode",
+                "no",
+                "--maxclients",
+                "2000",
+            ],
+            stdout=logfile,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 30
         while not port_open(self.port):

@@ -79,9 +79,7 @@ session_devices = Table(
     Column("session_id", Text, nullable=False),
     Column("device_id", Text, nullable=False),
     PrimaryKeyConstraint("org_id", "session_id", "device_id"),
-    ForeignKeyConstraint(
-        ["org_id", "session_id"], ["sessions.org_id", "sessions.session_id"], ondelete="CASCADE"
-    ),
+    ForeignKeyConstraint(["org_id", "session_id"], ["sessions.org_id", "sessions.session_id"], ondelete="CASCADE"),
     ForeignKeyConstraint(["org_id", "device_id"], ["devices.org_id", "devices.device_id"], ondelete="CASCADE"),
 )
 
@@ -113,9 +111,7 @@ metric_definitions = Table(
 metric_values = Table(
     "metric_values",
     metadata,
-    Column(
-        "metric_id", Text, ForeignKey("metric_definitions.metric_id", ondelete="CASCADE"), nullable=False
-    ),
+    Column("metric_id", Text, ForeignKey("metric_definitions.metric_id", ondelete="CASCADE"), nullable=False),
     Column("session_id", Text, nullable=False),
     Column("org_id", Text, nullable=False),
     Column("value", Double, nullable=False),

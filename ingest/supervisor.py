@@ -88,8 +88,13 @@ class Supervisor:
         if s.interactive_worker:
             self._add("worker-interactive", self._cli("worker", "--lanes", "interactive", "--concurrency", "1"))
         self._add("api", self._cli("api"))
-        log.info("up.started", api=f"http://{s.api_host}:{s.api_port}", embedded_postgres=self.pg is not None,
-                 embedded_redis=self.redis is not None, data_dir=str(s.data_dir.resolve()))
+        log.info(
+            "up.started",
+            api=f"http://{s.api_host}:{s.api_port}",
+            embedded_postgres=self.pg is not None,
+            embedded_redis=self.redis is not None,
+            data_dir=str(s.data_dir.resolve()),
+        )
 
     def _check(self, child: Child) -> None:
         now = time.monotonic()
@@ -112,8 +117,9 @@ class Supervisor:
             )
         backoff = min(30.0, 0.5 * 2 ** (len(child.deaths) - 1))
         child.restart_at = now + backoff
-        log.error("up.child_died", child=child.name, exit_code=code, restart_in_s=backoff,
-                  deaths_in_window=len(child.deaths))
+        log.error(
+            "up.child_died", child=child.name, exit_code=code, restart_in_s=backoff, deaths_in_window=len(child.deaths)
+        )
 
     def run(self) -> int:
         def on_signal(signum, _frame):

@@ -82,9 +82,7 @@ def get_session(session_id: str, ctx: RequestContext = Depends(request_context))
 
 
 @router.put("/v1/sessions/{session_id}")
-def update_session(
-    session_id: str, body: UpdateSessionBody, ctx: RequestContext = Depends(request_context)
-) -> dict:
+def update_session(session_id: str, body: UpdateSessionBody, ctx: RequestContext = Depends(request_context)) -> dict:
     with ctx.acting(write=True) as c:
         row = catalog.update_session(
             c.conn,

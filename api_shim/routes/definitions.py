@@ -76,9 +76,7 @@ def get_definition(name: str, ctx: RequestContext = Depends(request_context)) ->
 
 
 @router.put("/v1/metrics/definition/{name:path}")
-def update_definition(
-    name: str, body: UpdateDefinitionBody, ctx: RequestContext = Depends(request_context)
-) -> dict:
+def update_definition(name: str, body: UpdateDefinitionBody, ctx: RequestContext = Depends(request_context)) -> dict:
     changes: dict[str, Any] = {k: getattr(body, k) for k in body.model_fields_set}
     with ctx.acting(write=False) as c:
         row = definitions.update_definition(c.conn, c.org_id, name, c.principal.principal, **changes)

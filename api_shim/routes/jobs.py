@@ -1,0 +1,138 @@
+"""Native job API: submit publish jobs (JSON or NDJSON), poll their state, page through per-item results."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api_shim import wire
+from api_shim.bodies import read_json, spool_body
+from api_shim.deps import RequestContext, request_context
+from api_shim.openapi import JOB_BODY, body_doc
+from api_shim.submit import accept
+from ingest import jobs, results
+from ingest.config import get_settings
+from ingest.db import transaction
+from ingest.errors import InvalidRequest
+from ingest.payload import Limits, parse_job_body, parse_ndjson_lines
+
+router = APIRouter(tags=["jobs"])
+
+
+def _item_record(item: results.Item) -> dict:
+    return {
+        "request_index": item.request_index,
+        "entry_index": item.entry_index,
+        "session_id": item.session_id,
+        "name": item.name,
+        "status": item.status,
+        "record": wire.metric_record(item.record) if item.record else None,
+        "error": item.error,
+    }
+
+
+@router.post("/v1/metrics/jobs", status_code=202, openapi_extra=body_doc(JOB_BODY, ndjson=True))
+async def submit_job(
+    request: Request,
+    ctx: RequestContext = Depends(request_context),
+    idempotency_key: str | None = Header(default=None, max_length=255),
+    lane: Literal["interactive", "bulk"] | None = Query(default=None),
+):
+    settings = get_settings()
+    limits = Limits.from_settings(settings)
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
+        spool, digest = await spool_body(request, settings.max_ndjson_bytes)
+
+        def run():
+            with spool:
+                requests = parse_ndjson_lines(spool, limits)
+                # NDJSON is for large uploads: it goes to the bulk lane unless asked otherwise.
+                return accept(
+                    ctx,
+                    requests,
+                    source="jobs",
+                    lane=lane or "bulk",
+                    incoming_items=0,
+                    idempotency_key=idempotency_key,
+                    digest=digest,
+                )
+    else:
+        body = await read_json(request, settings.max_body_bytes)
+        requests = parse_job_body(body, limits, settings.max_requests_per_job)
+        items = sum(len(r.entries) for r in requests)
+        digest = wire.body_digest(body)
+        chosen = lane or ("interactive" if items <= settings.interactive_max_items else "bulk")
+
+        def run():
+            return accept(
+                ctx,
+                requests,
+                source="jobs",
+                lane=chosen,
+                incoming_items=items,
+                idempotency_key=idempotency_key,
+                digest=digest,
+            )
+
+    job, org_id = await run_in_threadpool(run)
+    with transaction() as conn:
+        row = jobs.get_job(conn, org_id, job.job_id)
+    return JSONResponse(wire.data(wire.job_record(row)), status_code=200 if job.existing else 202)
+
+
+@router.get("/v1/metrics/jobs")
+def list_jobs(
+    page_token: str | None = Query(default=None, max_length=4096),
+    max_results: int = Query(default=100, ge=1, le=1000),
+    ctx: RequestContext = Depends(request_context),
+) -> dict:
+    with ctx.acting(write=False) as c:
+        after = None
+        if page_token:
+            pos = wire.decode_page_token(page_token, bound_to="jobs:" + c.org_id)
+            if not (isinstance(pos.get("c"), str) and isinstance(pos.get("j"), str)):
+                raise InvalidRequest("page_token is not a valid page token")
+            after = (pos["c"], pos["j"])
+        rows = jobs.list_jobs(c.conn, c.org_id, after, max_results)
+    next_token = None
+    if len(rows) > max_results:
+        rows = rows[:max_results]
+        last = rows[-1]
+        next_token = wire.encode_page_token(
+            {"c": last["created"].isoformat(), "j": last["job_id"]}, bound_to="jobs:" + c.org_id
+        )
+    return wire.page([wire.job_record(r) for r in rows], next_token)
+
+
+@router.get("/v1/metrics/jobs/{job_id}")
+def get_job(job_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+    with ctx.acting(write=False) as c:
+        row = jobs.get_job(c.conn, c.org_id, job_id)
+    return wire.data(wire.job_record(row))
+
+
+@router.get("/v1/metrics/jobs/{job_id}/results")
+def job_results(
+    job_id: str,
+    status: Literal["failed", "succeeded"] | None = Query(default=None),
+    page_token: str | None = Query(default=None, max_length=4096),
+    max_results: int | None = Query(default=None, ge=1, le=100_000),
+    ctx: RequestContext = Depends(request_context),
+) -> dict:
+    limit = max_results or get_settings().job_results_page_size
+    bound = f"{job_id}:{status or ''}"
+    with ctx.acting(write=False) as c:
+        jobs.get_job(c.conn, c.org_id, job_id)  # 404 for another org's job
+        start = (0, 0)
+        if page_token:
+            pos = wire.decode_page_token(page_token, bound_to=bound)
+            if not (isinstance(pos.get("s"), int) and isinstance(pos.get("o"), int)):
+                raise InvalidRequest("page_token is not a valid page token")
+            start = (pos["s"], pos["o"])
+        items, nxt = results.page_of_items(c.conn, c.org_id, job_id, status=status, start=start, limit=limit)
+    next_token = wire.encode_page_token({"s": nxt[0], "o": nxt[1]}, bound_to=bound) if nxt else None
+    return wire.page([_item_record(i) for i in items], next_token)

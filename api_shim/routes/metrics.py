@@ -1,0 +1,73 @@
+"""Roboto `Metric` routes: publish (queued, answered when a worker finished it) and get_by_session."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from api_shim import wire
+from api_shim.bodies import read_json
+from api_shim.deps import RequestContext, request_context
+from api_shim.openapi import PUBLISH_BODY, body_doc
+from api_shim.submit import accept, wait_for
+from ingest import jobs, results, values
+from ingest.config import get_settings
+from ingest.db import transaction
+from ingest.errors import DomainError, IllegalArgument, InvalidRequest, NotFound, ServiceUnavailable
+from ingest.payload import Limits, parse_request
+
+router = APIRouter(tags=["metrics"])
+
+REQUEST_ERRORS = {cls.error_code: cls for cls in (NotFound, InvalidRequest, IllegalArgument)}
+
+
+@router.post("/v1/metrics", openapi_extra=body_doc(PUBLISH_BODY))
+async def publish(
+    request: Request, ctx: RequestContext = Depends(request_context), prefer: str | None = Header(default=None)
+):
+    settings = get_settings()
+    body = await read_json(request, settings.max_body_bytes)
+    publish_request = parse_request(body, Limits.from_settings(settings))
+    respond_async = bool(prefer and "respond-async" in prefer.lower())
+    return await run_in_threadpool(_publish, ctx, publish_request, respond_async)
+
+
+def _publish(ctx: RequestContext, publish_request, respond_async: bool):
+    settings = get_settings()
+    job, org_id = accept(
+        ctx, [publish_request], source="publish", lane="interactive", incoming_items=len(publish_request.entries)
+    )
+    if respond_async:
+        with transaction() as conn:
+            row = jobs.get_job(conn, org_id, job.job_id)
+        return JSONResponse(wire.data(wire.job_record(row)), status_code=202)
+    row = wait_for(job.job_id, org_id, settings.publish_wait_s)
+    if row is None:
+        raise ServiceUnavailable(
+            f"Publish job {job.job_id} is queued but no worker finished it in time; it will still complete. "
+            "Retrying is safe (publish is an upsert).",
+            headers={"Retry-After": "2"},
+        )
+    if row["state"] == "failed" and row["error_code"]:
+        raise ServiceUnavailable(
+            f"Publish job {job.job_id} failed: {row['error_message']}", headers={"Retry-After": "2"}
+        )
+    with transaction() as conn:
+        chunks = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=True)
+        request_errors = results.request_errors(chunks[0]) if chunks else {}
+        if 0 in request_errors:  # whole-request failure: unknown session, device inference
+            code, message = request_errors[0]
+            raise REQUEST_ERRORS.get(code, DomainError)(message)
+        items = results.all_items(conn, org_id, job.job_id)
+    return wire.publish_response(items, ctx.api_version)
+
+
+@router.get("/v1/metrics/session/{session_id}/")
+def get_by_session(session_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+    from ingest.catalog import get_session
+
+    with ctx.acting(write=False) as c:
+        get_session(c.conn, c.org_id, session_id)  # 404 for an unknown session
+        rows = values.records_for_session(c.conn, c.org_id, session_id, get_settings().max_results)
+    return wire.data([wire.metric_record(r) for r in rows])

@@ -1,0 +1,89 @@
+"""Accepting a job: store it (the outbox transaction), then send its messages, then optionally wait for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import structlog
+
+from api_shim.deps import RequestContext
+from api_shim.waiter import get_waiter
+from ingest import jobs
+from ingest.config import get_settings
+from ingest.db import transaction
+from ingest.payload import PublishRequest
+from ingest.queue import enqueue_chunks
+
+log = structlog.get_logger(__name__)
+
+
+def accept(
+    ctx: RequestContext,
+    requests: Iterable[PublishRequest],
+    *,
+    source: str,
+    lane: str,
+    incoming_items: int,
+    idempotency_key: str | None = None,
+    digest: str | None = None,
+) -> tuple[jobs.NewJob, str]:
+    """Store the job in one transaction; only after commit send its chunk messages. Returns (job, org_id)."""
+    settings = get_settings()
+    started = time.perf_counter()
+    with ctx.acting(write=True) as c:
+        if idempotency_key:
+            existing = jobs.find_idempotent(c.conn, c.org_id, idempotency_key, digest or "")
+            if existing is not None:
+                return existing, c.org_id
+        jobs.check_backlog(c.conn, incoming_items, settings.max_backlog_items)
+        job = jobs.create_job(
+            c.conn,
+            org_id=c.org_id,
+            principal=c.principal.principal,
+            invocation_id=c.principal.invocation_id,
+            source=source,
+            lane=lane,
+            requests=requests,
+            chunk_items=settings.chunk_items,
+            idempotency_key=idempotency_key,
+            body_digest=digest,
+            request_id=ctx.request_id,
+            max_items=settings.max_items_per_job,
+        )
+        org_id = c.org_id
+    if job.existing:
+        return job, org_id
+    enqueue_chunks(job.job_id, job.lane, job.chunk_seqs, ctx.request_id)
+    log.info(
+        "job.accepted",
+        job_id=job.job_id,
+        org_id=org_id,
+        lane=job.lane,
+        chunks=len(job.chunk_seqs),
+        items=incoming_items,
+        source=source,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return job, org_id
+
+
+def wait_for(job_id: str, org_id: str, timeout_s: float) -> dict | None:
+    """The job's row once it reached a terminal state, or None after `timeout_s`. Woken by NOTIFY; re-reads
+    the row at most every 2 s as a safety net should a notification be lost with a connection."""
+    waiter = get_waiter()
+    event = waiter.register(job_id)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            with transaction() as conn:
+                row = jobs.get_job(conn, org_id, job_id)
+            if row["state"] in jobs.TERMINAL_STATES:
+                return row
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            event.wait(min(remaining, 2.0))
+            event.clear()
+    finally:
+        waiter.unregister(job_id)

@@ -1,0 +1,103 @@
+"""Per-item outcomes of a job, expanded from the compact per-chunk form the workers store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Connection
+
+from ingest import jobs, values
+from ingest.errors import error_dict
+from ingest.payload import decode_chunk
+
+
+@dataclass
+class Item:
+    seq: int
+    offset: int  # position within the chunk's flattened entries
+    request_index: int
+    entry_index: int
+    session_id: str
+    name: str
+    error: dict | None  # {"error_code", "message"} or None when the entry succeeded
+    record: dict | None = None
+
+    @property
+    def status(self) -> str:
+        return "failed" if self.error else "succeeded"
+
+
+def chunk_items(chunk: dict) -> Iterator[Item]:
+    outcomes = chunk["outcomes"] or {}
+    request_errors = {int(k): v for k, v in (outcomes.get("req") or {}).items()}
+    item_errors = {(ri, ei): (code, msg) for ri, ei, code, msg in outcomes.get("items") or []}
+    job_error = outcomes.get("job_error")
+    offset = 0
+    for ri, request in enumerate(decode_chunk(chunk["payload"])):
+        for ei, (name, _value) in enumerate(request.entries):
+            err = job_error or request_errors.get(ri) or item_errors.get((ri, ei))
+            yield Item(
+                chunk["seq"],
+                offset,
+                chunk["first_request"] + ri,
+                ei,
+                request.session_id,
+                name,
+                error_dict(*err) if err else None,
+            )
+            offset += 1
+
+
+def request_errors(chunk: dict) -> dict[int, tuple[str, str]]:
+    """Request-level (whole request) errors of a chunk, by request index within the job."""
+    outcomes = chunk["outcomes"] or {}
+    found = {chunk["first_request"] + int(k): tuple(v) for k, v in (outcomes.get("req") or {}).items()}
+    if outcomes.get("job_error"):
+        for i in range(chunk["request_count"]):
+            found[chunk["first_request"] + i] = tuple(outcomes["job_error"])
+    return found
+
+
+def attach_records(conn: Connection, org_id: str, items: list[Item]) -> None:
+    ok = [(i.name, i.session_id) for i in items if i.error is None]
+    found = values.records_for_keys(conn, org_id, ok)
+    for item in items:
+        if item.error is None:
+            item.record = found.get((item.name, item.session_id))
+
+
+def page_of_items(
+    conn: Connection, org_id: str, job_id: str, *, status: str | None, start: tuple[int, int], limit: int
+) -> tuple[list[Item], tuple[int, int] | None]:
+    """Up to `limit` items from position `start` (chunk seq, offset), optionally only one status; returns the
+    items (with records) and the next position, or None at the end."""
+    seq, offset = start
+    items: list[Item] = []
+    while True:
+        chunks = jobs.chunk_rows(conn, job_id, seq, 4, with_payload=True)
+        if not chunks:
+            attach_records(conn, org_id, items)
+            return items, None
+        for chunk in chunks:
+            if (
+                chunk["state"] == "queued"
+                or (status == "failed" and chunk["failed"] == 0)
+                or (status == "succeeded" and chunk["succeeded"] == 0)
+            ):
+                continue
+            for item in chunk_items(chunk):
+                if chunk["seq"] == start[0] and item.offset < offset:
+                    continue
+                if status and item.status != status:
+                    continue
+                if len(items) == limit:
+                    attach_records(conn, org_id, items)
+                    return items, (item.seq, item.offset)
+                items.append(item)
+        seq = chunks[-1]["seq"] + 1
+
+
+def all_items(conn: Connection, org_id: str, job_id: str) -> list[Item]:
+    items, _ = page_of_items(conn, org_id, job_id, status=None, start=(0, 0), limit=10**9)
+    return items

@@ -1,0 +1,38 @@
+"""Reading stored metric values as records (one row per (metric, session))."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+RECORD_COLUMNS = (
+    "v.org_id, v.metric_id, d.name, d.unit, v.session_id, v.value, v.device_id, v.invocation_id, "
+    "v.session_start_ns, v.session_end_ns, v.published_by, v.published"
+)
+
+
+def records_for_keys(conn: Connection, org_id: str, keys: list[tuple[str, str]]) -> dict[tuple[str, str], dict]:
+    """(name, session_id) -> stored record, for the keys that have one."""
+    if not keys:
+        return {}
+    names, sessions = zip(*sorted(set(keys)), strict=True)
+    rows = conn.execute(
+        text(
+            f"SELECT {RECORD_COLUMNS} FROM unnest(CAST(:n AS text[]), CAST(:s AS text[])) AS k(name, session_id) "
+            "JOIN metric_definitions d ON d.org_id = :o AND d.name = k.name "
+            "JOIN metric_values v ON v.metric_id = d.metric_id AND v.session_id = k.session_id"
+        ),
+        {"o": org_id, "n": list(names), "s": list(sessions)},
+    )
+    return {(r.name, r.session_id): dict(r._mapping) for r in rows}
+
+
+def records_for_session(conn: Connection, org_id: str, session_id: str, limit: int) -> list[dict]:
+    rows = conn.execute(
+        text(
+            f"SELECT {RECORD_COLUMNS} FROM metric_values v JOIN metric_definitions d USING (metric_id) "
+            "WHERE v.org_id = :o AND v.session_id = :s ORDER BY d.name LIMIT :lim"
+        ),
+        {"o": org_id, "s": session_id, "lim": limit},
+    )
+    return [dict(r._mapping) for r in rows]

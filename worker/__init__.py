@@ -1,0 +1,1 @@
+"""Celery edge: the worker app, its thin tasks, and the sweeper/heartbeat loop."""

@@ -1,0 +1,63 @@
+"""The Celery worker app. Transport settings come from `ingest.queue`; the worker adds its own here."""
+
+from __future__ import annotations
+
+import socket
+
+import structlog
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
+
+from ingest.config import get_settings
+from ingest.db import dispose_engine
+from ingest.queue import make_celery
+
+log = structlog.get_logger(__name__)
+
+app = make_celery(get_settings())
+app.conf.update(include=["worker.tasks"], worker_max_tasks_per_child=10_000)
+
+
+@worker_process_init.connect
+def _fresh_pool_after_fork(**_: object) -> None:
+    """Each prefork child builds its own engine/pool; a pool inherited from the parent is never used."""
+    dispose_engine()
+    from ingest.logs import configure_logging
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+
+
+@worker_ready.connect
+def _start_sweeper(sender=None, **_: object) -> None:
+    from worker.sweeper import start_background
+
+    lanes = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else []
+    start_background(lanes)
+
+
+@worker_shutdown.connect
+def _stop_sweeper(**_: object) -> None:
+    from worker.sweeper import stop_background
+
+    stop_background()
+
+
+def run_worker(lanes: list[str], concurrency: int, name: str | None) -> None:
+    node = name or f"{'+'.join(lanes)}-%i@{socket.gethostname()}"
+    app.worker_main(
+        [
+            "worker",
+            "--queues",
+            ",".join(lanes),
+            "--concurrency",
+            str(concurrency),
+            "--hostname",
+            node,
+            "--loglevel",
+            get_settings().log_level,
+            "--without-gossip",
+            "--without-mingle",
+            "--pool",
+            "prefork",
+        ]
+    )

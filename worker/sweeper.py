@@ -1,0 +1,97 @@
+"""A loop in each worker's main process: heartbeats for readiness, and the sweeper that re-sends chunks whose
+Celery message was lost (a Redis restart, or an API process that died between commit and send).
+
+A chunk is re-sent only when its lane's broker queue is empty and no worker holds it (row unlocked): then its
+message cannot exist. Duplicates are harmless: a chunk is claimed once, under a row lock."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+
+import structlog
+from sqlalchemy import text
+
+from ingest import jobs
+from ingest.config import get_settings
+from ingest.db import transaction
+from ingest.queue import LANES, enqueue_chunks, producer
+
+log = structlog.get_logger(__name__)
+
+_stop = threading.Event()
+_thread: threading.Thread | None = None
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+SWEEP_LOCK = 727275
+
+
+def heartbeat(lanes: list[str]) -> None:
+    with transaction() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO worker_heartbeats (worker_id, hostname, pid, lanes) VALUES (:w, :h, :p, :l) "
+                "ON CONFLICT (worker_id) DO UPDATE SET last_seen = now(), stopped = false"
+            ),
+            {"w": WORKER_ID, "h": socket.gethostname(), "p": os.getpid(), "l": lanes},
+        )
+        conn.execute(text("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'"))
+
+
+def queue_length(lane: str) -> int:
+    with producer().connection_for_write() as conn:
+        return int(conn.default_channel.client.llen(lane))
+
+
+def sweep_once(requeue_after_s: float) -> int:
+    """Re-send lost chunk messages; returns how many were sent."""
+    sent = 0
+    for lane in LANES:
+        if queue_length(lane) > 0:
+            continue
+        with transaction() as conn:
+            if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK}).scalar():
+                return sent  # another worker is sweeping right now
+            lost = jobs.chunks_to_resend(conn, lane, requeue_after_s)
+        by_job: dict[str, list[int]] = {}
+        for job_id, seq in lost:
+            by_job.setdefault(job_id, []).append(seq)
+        for job_id, seqs in by_job.items():
+            enqueue_chunks(job_id, lane, seqs)
+            log.warning("sweeper.resent", job_id=job_id, lane=lane, chunks=len(seqs))
+        sent += len(lost)
+    return sent
+
+
+def _loop(lanes: list[str]) -> None:
+    settings = get_settings()
+    interval = min(settings.sweep_interval_s, settings.heartbeat_interval_s)
+    while not _stop.is_set():
+        try:
+            heartbeat(lanes)
+            sweep_once(settings.requeue_after_s)
+        except Exception as err:  # database or broker away: try again next tick
+            log.warning("sweeper.tick_failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
+        _stop.wait(interval)
+    try:
+        with transaction() as conn:
+            conn.execute(text("UPDATE worker_heartbeats SET stopped = true WHERE worker_id = :w"), {"w": WORKER_ID})
+    except Exception:
+        pass
+
+
+def start_background(lanes: list[str]) -> None:
+    global _thread
+    if _thread is not None:
+        return
+    _stop.clear()
+    _thread = threading.Thread(target=_loop, args=(lanes,), name="metrics-ingest-sweeper", daemon=True)
+    _thread.start()
+    log.info("sweeper.started", worker_id=WORKER_ID, lanes=lanes)
+
+
+def stop_background() -> None:
+    _stop.set()
+    if _thread is not None:
+        _thread.join(timeout=5)

@@ -1,0 +1,104 @@
+"""Thin tasks: claim the chunk, run the pipeline, record outcomes, all in one transaction."""
+
+from __future__ import annotations
+
+import random
+import time
+
+import structlog
+from psycopg import errors as pg_errors
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from ingest import jobs
+from ingest.config import get_settings
+from ingest.db import transaction
+from ingest.payload import decode_chunk
+from ingest.publish import JobContext, process_chunk
+from ingest.queue import PROCESS_CHUNK
+from worker.app import app
+
+log = structlog.get_logger(__name__)
+
+TRANSIENT_SQLSTATE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
+
+
+def is_transient(err: BaseException) -> bool:
+    if isinstance(err, OperationalError):
+        return True
+    if isinstance(err, DBAPIError) and (err.connection_invalidated or isinstance(err.orig, TRANSIENT_SQLSTATE)):
+        return True
+    # a definition deleted between define and upsert: the retry re-creates it
+    return isinstance(err, IntegrityError) and isinstance(err.orig, pg_errors.ForeignKeyViolation)
+
+
+def backoff_s(retries: int) -> float:
+    """Exponential backoff with full jitter, capped at 30 s."""
+    return random.uniform(0.2, min(30.0, 0.5 * 2**retries))
+
+
+@app.task(name=PROCESS_CHUNK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
+def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = None) -> None:
+    settings = get_settings()
+    bound = log.bind(job_id=job_id, chunk=seq, request_id=request_id)
+    started = time.perf_counter()
+    try:
+        with transaction() as conn:
+            jobs.mark_started(conn, job_id)
+        with transaction() as conn:
+            chunk = jobs.claim_chunk(conn, job_id, seq)
+            if chunk is None:
+                bound.info("chunk.skipped", reason="done or held by another worker")
+                return
+            bound = bound.bind(org_id=chunk.org_id, lane=chunk.lane)
+            ctx = JobContext(
+                chunk.org_id, chunk.principal, chunk.invocation_id, chunk.created, settings.max_name_length
+            )
+            outcome = process_chunk(conn, ctx, decode_chunk(chunk.payload))
+            job = jobs.record_chunk(
+                conn, job_id, seq, outcomes=outcome.to_json(), succeeded=outcome.succeeded, failed=outcome.failed
+            )
+    except Exception as err:
+        if not is_transient(err):
+            bound.exception("chunk.error")
+            _give_up(job_id, seq, "RobotoServiceException", f"Processing failed: {type(err).__name__}", bound)
+            return
+        retries = self.request.retries
+        if retries >= settings.task_max_retries:
+            bound.error("chunk.retries_exhausted", retries=retries, error=str(err).splitlines()[0])
+            _give_up(
+                job_id,
+                seq,
+                "RobotoServiceUnavailableException",
+                f"Gave up after {retries} retries: {type(err).__name__}",
+                bound,
+            )
+            return
+        delay = backoff_s(retries)
+        bound.warning("chunk.retry", retries=retries, in_s=round(delay, 2), error=str(err).splitlines()[0])
+        raise self.retry(exc=err, countdown=delay) from None
+    bound.info(
+        "chunk.processed",
+        items=outcome.succeeded + outcome.failed,
+        succeeded=outcome.succeeded,
+        failed=outcome.failed,
+        ms=round((time.perf_counter() - started) * 1000, 1),
+        job_state=job["state"],
+    )
+    if job["finished"] is not None:
+        bound.info(
+            "job.finished",
+            state=job["state"],
+            total=job["total"],
+            succeeded=job["succeeded"],
+            failed=job["failed"],
+            duration_s=float(job["duration_s"] or 0),
+        )
+
+
+def _give_up(job_id: str, seq: int, code: str, message: str, bound) -> None:
+    try:
+        with transaction() as conn:
+            jobs.fail_chunk(conn, job_id, seq, code, message)
+        bound.error("chunk.failed", error_code=code, message=message)
+    except Exception as err:  # the database is still away: the chunk stays queued and the sweeper resends it
+        bound.error("chunk.fail_not_recorded", error=str(err).splitlines()[0])
