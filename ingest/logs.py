@@ -56,5 +56,13 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "sqlalchemy", "alembic.runtime.migration"):
+    # per-message Celery lines ("Task ... received/succeeded") would dominate at thousands of chunks; our own
+    # chunk.processed event carries the same facts with job ids
+    for noisy in (
+        "uvicorn.access",
+        "sqlalchemy",
+        "alembic.runtime.migration",
+        "celery.worker.strategy",
+        "celery.app.trace",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

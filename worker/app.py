@@ -14,7 +14,11 @@ from ingest.queue import make_celery
 log = structlog.get_logger(__name__)
 
 app = make_celery(get_settings())
-app.conf.update(include=["worker.tasks"], worker_max_tasks_per_child=10_000)
+app.conf.update(
+    include=["worker.tasks"],
+    worker_max_tasks_per_child=10_000,
+    worker_redirect_stdouts=False,  # structlog writes JSON lines to stdout itself
+)
 
 
 @worker_process_init.connect

@@ -24,8 +24,12 @@ def many_sessions(tenant, n: int) -> list[str]:
 def test_job_with_many_sessions_and_results(tenant):
     sessions = many_sessions(tenant, 30)
     requests = [
-        {"session_id": s, "device_id": None, "metrics": [{"name": f"m{j}", "value": float(i * 10 + j)} for j in range(5)]
-         + [{"name": "bad name", "value": 1.0}]}
+        {
+            "session_id": s,
+            "device_id": None,
+            "metrics": [{"name": f"m{j}", "value": float(i * 10 + j)} for j in range(5)]
+            + [{"name": "bad name", "value": 1.0}],
+        }
         for i, s in enumerate(sessions)
     ]
     requests.append({"session_id": "ss_nope", "metrics": [{"name": "m0", "value": 1.0}, {"name": "m1", "value": 2.0}]})
@@ -41,7 +45,10 @@ def test_job_with_many_sessions_and_results(tenant):
         assert failed["next_token"] is None and len(failed["items"]) == 32
         missing = [i for i in failed["items"] if i["session_id"] == "ss_nope"]
         assert [(i["request_index"], i["entry_index"]) for i in missing] == [(30, 0), (30, 1)]
-        assert missing[0]["error"] == {"error_code": "RobotoNotFoundException", "message": "Session 'ss_nope' not found"}
+        assert missing[0]["error"] == {
+            "error_code": "RobotoNotFoundException",
+            "message": "Session 'ss_nope' not found",
+        }
         assert {i["name"] for i in failed["items"] if i["session_id"] != "ss_nope"} == {"bad name"}
 
         # page through the successes, 40 at a time
@@ -85,8 +92,11 @@ def test_ndjson_job_and_listing(tenant, other_tenant):
         assert r.status_code == 202, r.text
         job = wait_done(c, r.json()["data"]["job_id"])
         assert job["lane"] == "bulk" and job["state"] == "succeeded" and job["counts"]["succeeded"] == 5
-        bad = c.post("/v1/metrics/jobs", content=b'{"session_id": "a", "metrics": []}\n{oops\n',
-                     headers={"Content-Type": "application/x-ndjson"})
+        bad = c.post(
+            "/v1/metrics/jobs",
+            content=b'{"session_id": "a", "metrics": []}\n{oops\n',
+            headers={"Content-Type": "application/x-ndjson"},
+        )
         assert bad.status_code == 400 and "line 2" in bad.json()["error"]["message"]
         # the refused upload stored nothing: the org has exactly one job
         listed = c.get("/v1/metrics/jobs", params={"max_results": 1}).json()["data"]

@@ -18,28 +18,48 @@ def publish(tenant, body: dict, headers: dict | None = None, token: str | None =
 
 def test_repeated_names_last_value_wins(tenant):
     ss = tenant.session()
-    body = {"session_id": ss, "device_id": None, "metrics": [
-        {"name": "a", "value": 1.0}, {"name": "b", "value": 2.0}, {"name": "a", "value": 3.0}]}
+    body = {
+        "session_id": ss,
+        "device_id": None,
+        "metrics": [{"name": "a", "value": 1.0}, {"name": "b", "value": 2.0}, {"name": "a", "value": 3.0}],
+    }
     old = publish(tenant, body).json()["data"]
     assert [(m["name"], m["value"]) for m in old["succeeded"]] == [("a", 3.0), ("b", 2.0)]
     new = publish(tenant, body, NEW).json()["data"]
     assert [r["data"]["value"] for r in new["responses"]] == [3.0, 2.0, 3.0]
     assert all(r["error"] is None for r in new["responses"])
-    rows = tenant.sql("SELECT d.name, v.value FROM metric_values v JOIN metric_definitions d USING (metric_id) "
-                      "WHERE v.org_id = %s ORDER BY 1", tenant.org_id)
+    rows = tenant.sql(
+        "SELECT d.name, v.value FROM metric_values v JOIN metric_definitions d USING (metric_id) "
+        "WHERE v.org_id = %s ORDER BY 1",
+        tenant.org_id,
+    )
     assert rows == [("a", 3.0), ("b", 2.0)]
 
 
 def test_new_shape_errors_are_envelopes_in_request_order(tenant):
     ss = tenant.session()
-    r = publish(tenant, {"session_id": ss, "device_id": None, "metrics": [
-        {"name": "bad/name", "value": 1.0}, {"name": "ok", "value": 5.0}, {"name": "n", "value": None},
-        {"name": "x" * 300, "value": 1.0}]}, NEW)
+    r = publish(
+        tenant,
+        {
+            "session_id": ss,
+            "device_id": None,
+            "metrics": [
+                {"name": "bad/name", "value": 1.0},
+                {"name": "ok", "value": 5.0},
+                {"name": "n", "value": None},
+                {"name": "x" * 300, "value": 1.0},
+            ],
+        },
+        NEW,
+    )
     responses = r.json()["data"]["responses"]
     assert [x["data"] is not None for x in responses] == [False, True, False, False]
-    assert responses[0]["error"] == {"error": {"error_code": "RobotoInvalidRequestException",
-                                               "message": "Metric name 'bad/name' contains characters outside "
-                                                          "[A-Za-z0-9-._~]"}}
+    assert responses[0]["error"] == {
+        "error": {
+            "error_code": "RobotoInvalidRequestException",
+            "message": "Metric name 'bad/name' contains characters outside [A-Za-z0-9-._~]",
+        }
+    }
     assert responses[2]["error"]["error"]["message"] == "Value for metric 'n' is not finite"
     assert "longer than 255" in responses[3]["error"]["error"]["message"]
 
@@ -49,13 +69,23 @@ def test_device_inference_zero_one_two(tenant):
     one = tenant.session(devices=(tenant.device("dv_one"),))
     two = tenant.session(devices=(tenant.device("dv_x"), tenant.device("dv_y")))
     entry = [{"name": "m", "value": 1.0}]
-    assert publish(tenant, {"session_id": none_attached, "device_id": {}, "metrics": entry}).json()["data"][
-        "succeeded"][0]["device_id"] is None
-    assert publish(tenant, {"session_id": one, "metrics": entry}).json()["data"]["succeeded"][0]["device_id"] == "dv_one"
+    assert (
+        publish(tenant, {"session_id": none_attached, "device_id": {}, "metrics": entry}).json()["data"]["succeeded"][
+            0
+        ]["device_id"]
+        is None
+    )
+    assert (
+        publish(tenant, {"session_id": one, "metrics": entry}).json()["data"]["succeeded"][0]["device_id"] == "dv_one"
+    )
     r = publish(tenant, {"session_id": two, "device_id": {}, "metrics": entry})
     assert r.status_code == 400
-    assert r.json() == {"error": {"error_code": "RobotoInvalidRequestException", "message":
-                                  f"Session '{two}' has 2 attached devices; device_id must be given explicitly"}}
+    assert r.json() == {
+        "error": {
+            "error_code": "RobotoInvalidRequestException",
+            "message": f"Session '{two}' has 2 attached devices; device_id must be given explicitly",
+        }
+    }
     r = publish(tenant, {"session_id": two, "device_id": "dv_y", "metrics": entry})
     assert r.json()["data"]["succeeded"][0]["device_id"] == "dv_y"
     r = publish(tenant, {"session_id": two, "device_id": "dv_unknown", "metrics": entry})
@@ -67,8 +97,9 @@ def test_device_inference_zero_one_two(tenant):
 def test_invocation_bound_token_links_rows_and_latest_publish_wins_entirely(tenant):
     ss = tenant.session()
     action_token = tenant.token_for("action@example.com", invocation_id="iv_123")
-    r = publish(tenant, {"session_id": ss, "device_id": None, "metrics": [{"name": "m", "value": 1.0}]},
-                token=action_token)
+    r = publish(
+        tenant, {"session_id": ss, "device_id": None, "metrics": [{"name": "m", "value": 1.0}]}, token=action_token
+    )
     rec = r.json()["data"]["succeeded"][0]
     assert (rec["invocation_id"], rec["published_by"]) == ("iv_123", "action@example.com")
     r = publish(tenant, {"session_id": ss, "device_id": None, "metrics": [{"name": "m", "value": 2.0}]})
@@ -78,11 +109,14 @@ def test_invocation_bound_token_links_rows_and_latest_publish_wins_entirely(tena
 
 def test_shape_errors_are_400_envelopes(tenant):
     ss = tenant.session()
-    for body in ({"session_id": ss, "metrics": [{"name": "a", "value": "1"}]},
-                 {"session_id": ss, "metrics": [{"name": "a", "value": True}]},
-                 {"session_id": ss, "metrics": "nope"},
-                 {"session_id": ss, "device_id": {"x": 1}, "metrics": []},
-                 {"metrics": []}, [1, 2]):
+    for body in (
+        {"session_id": ss, "metrics": [{"name": "a", "value": "1"}]},
+        {"session_id": ss, "metrics": [{"name": "a", "value": True}]},
+        {"session_id": ss, "metrics": "nope"},
+        {"session_id": ss, "device_id": {"x": 1}, "metrics": []},
+        {"metrics": []},
+        [1, 2],
+    ):
         r = publish(tenant, body)
         assert r.status_code == 400, (body, r.text)
         assert set(r.json()["error"]) == {"error_code", "message"}
@@ -125,8 +159,14 @@ def test_concurrent_publishes_to_one_key_leave_one_row(tenant):
     errors: list[str] = []
 
     def worker(i: int) -> None:
-        r = publish(tenant, {"session_id": ss, "device_id": None, "metrics": [
-            {"name": "shared", "value": float(i)}, {"name": f"new.{i % 3}", "value": 1.0}]})
+        r = publish(
+            tenant,
+            {
+                "session_id": ss,
+                "device_id": None,
+                "metrics": [{"name": "shared", "value": float(i)}, {"name": f"new.{i % 3}", "value": 1.0}],
+            },
+        )
         if r.status_code != 200:
             errors.append(r.text)
 
@@ -136,8 +176,11 @@ def test_concurrent_publishes_to_one_key_leave_one_row(tenant):
     for t in threads:
         t.join()
     assert errors == []
-    assert tenant.sql("SELECT count(*) FROM metric_values v JOIN metric_definitions d USING (metric_id) "
-                      "WHERE d.org_id = %s AND d.name = 'shared'", tenant.org_id) == [(1,)]
+    assert tenant.sql(
+        "SELECT count(*) FROM metric_values v JOIN metric_definitions d USING (metric_id) "
+        "WHERE d.org_id = %s AND d.name = 'shared'",
+        tenant.org_id,
+    ) == [(1,)]
     assert tenant.sql("SELECT count(*) FROM metric_definitions WHERE org_id = %s", tenant.org_id) == [(4,)]
 
 

@@ -17,8 +17,9 @@ SESSIONS, NAMES = 200, 40  # 8,000 items in 1,000-item chunks
 
 @pytest.fixture
 def private_stack(servers, tmp_path):
-    stack = Stack(servers.new_database(), servers.new_broker(), tmp_path,
-                  extra_env={"METRICS_INGEST_CHUNK_ITEMS": "1000"})
+    stack = Stack(
+        servers.new_database(), servers.new_broker(), tmp_path, extra_env={"METRICS_INGEST_CHUNK_ITEMS": "1000"}
+    )
     stack.start_api()
     yield stack
     stack.stop()
@@ -26,9 +27,14 @@ def private_stack(servers, tmp_path):
 
 def submit_big_job(tenant) -> tuple[str, list[str]]:
     sessions = [tenant.session(f"ss_{i:04d}") for i in range(SESSIONS)]
-    requests = [{"session_id": s, "device_id": None,
-                 "metrics": [{"name": f"metric.{j:02d}", "value": float(i * 1000 + j)} for j in range(NAMES)]}
-                for i, s in enumerate(sessions)]
+    requests = [
+        {
+            "session_id": s,
+            "device_id": None,
+            "metrics": [{"name": f"metric.{j:02d}", "value": float(i * 1000 + j)} for j in range(NAMES)],
+        }
+        for i, s in enumerate(sessions)
+    ]
     requests[7]["metrics"][3]["name"] = "bad name"  # one known failure
     with tenant.client() as c:
         r = c.post("/v1/metrics/jobs", json={"requests": requests}, params={"lane": "bulk"})
@@ -45,10 +51,12 @@ def assert_complete_and_correct(tenant, job_id: str) -> None:
         "SELECT count(*), count(DISTINCT (metric_id, session_id)), "
         "sum(CASE WHEN v.value = (CAST(substr(session_id, 4) AS int) * 1000 + CAST(substr(d.name, 8) AS int)) "
         "THEN 1 ELSE 0 END) FROM metric_values v JOIN metric_definitions d USING (metric_id) WHERE v.org_id = %s",
-        tenant.org_id)
+        tenant.org_id,
+    )
     assert rows == [(SESSIONS * NAMES - 1,) * 3]
-    chunks = tenant.sql("SELECT count(*), sum(succeeded + failed) FROM job_chunks WHERE job_id = %s AND state = 'done'",
-                        job_id)
+    chunks = tenant.sql(
+        "SELECT count(*), sum(succeeded + failed) FROM job_chunks WHERE job_id = %s AND state = 'done'", job_id
+    )
     assert chunks == [(SESSIONS * NAMES // 1000, SESSIONS * NAMES)]
 
 

@@ -13,7 +13,10 @@ def test_seed_examples_053(sdk, tenant):
 
     # 1. explicit device
     result = Metric.publish(
-        session_id=ss, metrics=[MetricEntry(name="cpu.usage_max", value=87.2)], device_id="dv_robot01", roboto_client=sdk
+        session_id=ss,
+        metrics=[MetricEntry(name="cpu.usage_max", value=87.2)],
+        device_id="dv_robot01",
+        roboto_client=sdk,
     )
     assert len(result.succeeded) == 1 and result.failed == []
     m = result.succeeded[0]
@@ -24,7 +27,9 @@ def test_seed_examples_053(sdk, tenant):
     assert m.invocation_id is None
 
     # 2. device inferred from the session's single attached device
-    result = Metric.publish(session_id=ss, metrics=[MetricEntry(name="memory.peak_mb", value=2048.0)], roboto_client=sdk)
+    result = Metric.publish(
+        session_id=ss, metrics=[MetricEntry(name="memory.peak_mb", value=2048.0)], roboto_client=sdk
+    )
     assert [x.device_id for x in result.succeeded] == [robot]
 
     # 3. explicitly no device
