@@ -27,8 +27,10 @@ def accept(
     incoming_items: int,
     idempotency_key: str | None = None,
     digest: str | None = None,
+    wait: bool = False,
 ) -> tuple[jobs.NewJob, str]:
-    """Store the job in one transaction; only after commit send its chunk messages. Returns (job, org_id)."""
+    """Store the job in one transaction; only after commit send its chunk messages. Returns (job, org_id).
+    With `wait`, the caller's waiter is registered before any message goes out, so no notification is missed."""
     settings = get_settings()
     started = time.perf_counter()
     with ctx.acting(write=True) as c:
@@ -54,6 +56,8 @@ def accept(
         org_id = c.org_id
     if job.existing:
         return job, org_id
+    if wait:
+        get_waiter().register(job.job_id)
     enqueue_chunks(job.job_id, job.lane, job.chunk_seqs, ctx.request_id)
     log.info(
         "job.accepted",
@@ -68,22 +72,24 @@ def accept(
     return job, org_id
 
 
-def wait_for(job_id: str, org_id: str, timeout_s: float) -> dict | None:
-    """The job's row once it reached a terminal state, or None after `timeout_s`. Woken by NOTIFY; re-reads
-    the row at most every 2 s as a safety net should a notification be lost with a connection."""
+def wait_for(job_id: str, org_id: str, timeout_s: float) -> str | None:
+    """The job's terminal state once it reached one, or None after `timeout_s`. Woken by NOTIFY (the event was
+    registered by `accept(wait=True)` before the job was sent); re-reads the row at least every 2 s as a safety
+    net should a notification be lost with a connection."""
     waiter = get_waiter()
-    event = waiter.register(job_id)
+    event = waiter.register(job_id, keep=True)
     deadline = time.monotonic() + timeout_s
     try:
         while True:
-            with transaction() as conn:
-                row = jobs.get_job(conn, org_id, job_id)
-            if row["state"] in jobs.TERMINAL_STATES:
-                return row
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            event.wait(min(remaining, 2.0))
+            if event.wait(min(remaining, 2.0)) and waiter.states.get(job_id) in jobs.TERMINAL_STATES:
+                return waiter.states[job_id]
             event.clear()
+            with transaction() as conn:
+                state = jobs.get_job(conn, org_id, job_id)["state"]
+            if state in jobs.TERMINAL_STATES:
+                return state
     finally:
         waiter.unregister(job_id)

@@ -19,6 +19,7 @@ class JobWaiter:
     def __init__(self, url: str):
         self.url = url
         self._events: dict[str, threading.Event] = {}
+        self.states: dict[str, str] = {}  # terminal state carried by the notification, for registered jobs
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._listening = threading.Event()
@@ -30,15 +31,18 @@ class JobWaiter:
                 self._thread.start()
         self._listening.wait(5)
 
-    def register(self, job_id: str) -> threading.Event:
-        event = threading.Event()
+    def register(self, job_id: str, *, keep: bool = False) -> threading.Event:
+        """The event set when `job_id` finishes; with `keep`, an event registered earlier is reused."""
         with self._lock:
-            self._events[job_id] = event
+            event = self._events.get(job_id) if keep else None
+            if event is None:
+                event = self._events[job_id] = threading.Event()
         return event
 
     def unregister(self, job_id: str) -> None:
         with self._lock:
             self._events.pop(job_id, None)
+            self.states.pop(job_id, None)
 
     def _run(self) -> None:
         while True:
@@ -49,8 +53,11 @@ class JobWaiter:
                     # After a reconnect, wake every waiter so it re-reads its job's state once.
                     self._wake_all()
                     for note in conn.notifies():
+                        job_id, _, state = note.payload.partition(" ")
                         with self._lock:
-                            event = self._events.get(note.payload)
+                            event = self._events.get(job_id)
+                            if event is not None:
+                                self.states[job_id] = state
                         if event is not None:
                             event.set()
             except Exception as err:

@@ -23,7 +23,9 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=pool_size or settings.db_pool_size,
-        pool_pre_ping=True,
+        # No pre-ping round trip per checkout: a connection broken by a database restart raises on use, SQLAlchemy
+        # then discards the whole pool, the API answers 503 and workers retry with backoff.
+        pool_pre_ping=False,
         pool_recycle=1800,
         connect_args={"connect_timeout": 5, "application_name": "metrics-ingest"},
     )

@@ -6,6 +6,7 @@ id and chunk number), one transaction and one upsert statement in a worker.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -94,11 +95,15 @@ def create_job(
     """Store a job and all its chunks in the caller's transaction. `requests` may be a lazy stream: chunks are
     written as they fill, so a large upload is never held whole in memory."""
     job_id = ids.job_id()
+    # A body already in memory (a list) is chunked first, so the job row is written once with its totals; a lazy
+    # stream (NDJSON) gets its totals when it ends.
+    known = list(chunked(requests, chunk_items)) if isinstance(requests, list) else None
+    total = sum(len(r.entries) for chunk in known for r in chunk) if known is not None else 0
     inserted = conn.execute(
         text(
             "INSERT INTO jobs (job_id, org_id, lane, state, source, principal, invocation_id, idempotency_key, "
             "body_digest, request_id, total, chunks_total) VALUES (:j, :o, :lane, 'queued', :src, :p, :inv, :k, "
-            ":dg, :rid, 0, 0) "
+            ":dg, :rid, :total, :chunks) "
             "ON CONFLICT (org_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING RETURNING job_id"
         ),
         {
@@ -111,6 +116,8 @@ def create_job(
             "k": idempotency_key,
             "dg": body_digest,
             "rid": request_id,
+            "total": total,
+            "chunks": max(1, len(known)) if known is not None else 0,
         },
     ).first()
     if inserted is None:  # the key was used before (or concurrently, and that transaction has now committed)
@@ -121,9 +128,8 @@ def create_job(
     total = 0
     first_request = 0
     pending: list[tuple[int, list[PublishRequest], int]] = []
-    for seq, chunk in enumerate(chunked(requests, chunk_items)):
-        n = sum(len(r.entries) for r in chunk)
-        total += n
+    for seq, chunk in enumerate(known if known is not None else chunked(requests, chunk_items)):
+        total += sum(len(r.entries) for r in chunk)
         if max_items is not None and total > max_items:
             raise PayloadTooLarge(f"a job holds at most {max_items} items")
         pending.append((seq, chunk, first_request))
@@ -137,10 +143,11 @@ def create_job(
         seqs.append(0)
     if pending:
         _insert_chunks(conn, job_id, lane, pending)
-    conn.execute(
-        text("UPDATE jobs SET total = :t, chunks_total = :c WHERE job_id = :j"),
-        {"t": total, "c": len(seqs), "j": job_id},
-    )
+    if known is None:
+        conn.execute(
+            text("UPDATE jobs SET total = :t, chunks_total = :c WHERE job_id = :j"),
+            {"t": total, "c": len(seqs), "j": job_id},
+        )
     return NewJob(job_id, lane, seqs)
 
 
@@ -214,6 +221,7 @@ class ClaimedChunk:
     request_id: str | None
     item_count: int
     payload: bytes
+    show_running: bool  # a multi-chunk job still marked queued: mark it running while this chunk is processed
 
 
 def mark_started(conn: Connection, job_id: str) -> None:
@@ -229,7 +237,8 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
     row = conn.execute(
         text(
             "SELECT c.job_id, c.seq, c.item_count, c.payload, j.org_id, j.lane, j.principal, j.invocation_id, "
-            "j.created, j.request_id FROM job_chunks c JOIN jobs j USING (job_id) "
+            "j.created, j.request_id, j.state = 'queued' AND j.chunks_total > 1 AS show_running "
+            "FROM job_chunks c JOIN jobs j USING (job_id) "
             "WHERE c.job_id = :j AND c.seq = :s AND c.state = 'queued' FOR UPDATE OF c SKIP LOCKED"
         ),
         {"j": job_id, "s": seq},
@@ -247,19 +256,28 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
         row.request_id,
         row.item_count,
         bytes(row.payload),
+        row.show_running,
     )
 
 
-_FINISH = (
-    "UPDATE jobs SET succeeded = succeeded + :s, failed = failed + :f, chunks_done = chunks_done + 1, "
-    "started = COALESCE(started, now()), "
-    "error_code = COALESCE(error_code, CAST(:ec AS text)), error_message = COALESCE(error_message, CAST(:em AS text)), "
-    "state = CASE WHEN chunks_done + 1 < chunks_total THEN 'running' "
-    "  WHEN COALESCE(error_code, CAST(:ec AS text)) IS NOT NULL THEN 'failed' "
-    "  WHEN failed + :f > 0 THEN 'completed_with_errors' ELSE 'succeeded' END, "
-    "finished = CASE WHEN chunks_done + 1 >= chunks_total THEN now() END "
-    "WHERE job_id = :j RETURNING state, finished, lane, total, succeeded, failed, "
-    "EXTRACT(EPOCH FROM (finished - created)) AS duration_s"
+# One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, and the
+# notification (delivered at commit) that wakes API processes waiting for the job ("<job_id> <state>").
+_RECORD = (
+    "WITH chunk AS (UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
+    "  attempts = attempts + 1, processed_at = now() WHERE job_id = :j AND seq = :q RETURNING seq), "
+    "job AS (UPDATE jobs SET succeeded = succeeded + :s, failed = failed + :f, chunks_done = chunks_done + 1, "
+    "  started = COALESCE(started, now()), "
+    "  error_code = COALESCE(error_code, CAST(:ec AS text)), "
+    "  error_message = COALESCE(error_message, CAST(:em AS text)), "
+    "  state = CASE WHEN chunks_done + 1 < chunks_total THEN 'running' "
+    "    WHEN COALESCE(error_code, CAST(:ec AS text)) IS NOT NULL THEN 'failed' "
+    "    WHEN failed + :f > 0 THEN 'completed_with_errors' ELSE 'succeeded' END, "
+    "  finished = CASE WHEN chunks_done + 1 >= chunks_total THEN now() END "
+    "  WHERE job_id = :j AND EXISTS (SELECT 1 FROM chunk) "
+    "  RETURNING job_id, state, finished, lane, total, succeeded, failed, "
+    "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s) "
+    "SELECT job.*, CASE WHEN job.finished IS NOT NULL THEN pg_notify(:ch, job.job_id || ' ' || job.state) END "
+    "AS notified FROM job"
 )
 
 
@@ -276,28 +294,21 @@ def record_chunk(
 ) -> dict:
     """Store a chunk's outcomes and add them to the job's counts, in the chunk's transaction. The job's last
     chunk sets its terminal state and notifies waiting API processes (delivered at commit)."""
-    import json
-
-    conn.execute(
-        text(
-            "UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
-            "attempts = attempts + 1, processed_at = now() WHERE job_id = :j AND seq = :q"
-        ),
-        {"st": state, "o": json.dumps(outcomes), "s": succeeded, "f": failed, "j": job_id, "q": seq},
-    )
     job = conn.execute(
-        text(_FINISH),
+        text(_RECORD),
         {
+            "st": state,
+            "o": json.dumps(outcomes),
             "s": succeeded,
             "f": failed,
             "j": job_id,
+            "q": seq,
             "ec": error[0] if error else None,
             "em": error[1] if error else None,
+            "ch": NOTIFY_CHANNEL,
         },
     ).first()
     assert job is not None
-    if job.finished is not None:
-        conn.execute(text("SELECT pg_notify(:ch, :j)"), {"ch": NOTIFY_CHANNEL, "j": job_id})
     return dict(job._mapping)
 
 

@@ -43,12 +43,13 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
     started = time.perf_counter()
     try:
         with transaction() as conn:
-            jobs.mark_started(conn, job_id)
-        with transaction() as conn:
             chunk = jobs.claim_chunk(conn, job_id, seq)
             if chunk is None:
                 bound.info("chunk.skipped", reason="done or held by another worker")
                 return
+            if chunk.show_running:  # committed apart, so pollers see `running` while this chunk is processed
+                with transaction() as other:
+                    jobs.mark_started(other, job_id)
             bound = bound.bind(org_id=chunk.org_id, lane=chunk.lane)
             ctx = JobContext(
                 chunk.org_id, chunk.principal, chunk.invocation_id, chunk.created, settings.max_name_length

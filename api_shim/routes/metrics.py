@@ -36,30 +36,38 @@ async def publish(
 def _publish(ctx: RequestContext, publish_request, respond_async: bool):
     settings = get_settings()
     job, org_id = accept(
-        ctx, [publish_request], source="publish", lane="interactive", incoming_items=len(publish_request.entries)
+        ctx,
+        [publish_request],
+        source="publish",
+        lane="interactive",
+        incoming_items=len(publish_request.entries),
+        wait=not respond_async,
     )
     if respond_async:
         with transaction() as conn:
             row = jobs.get_job(conn, org_id, job.job_id)
         return JSONResponse(wire.data(wire.job_record(row)), status_code=202)
-    row = wait_for(job.job_id, org_id, settings.publish_wait_s)
-    if row is None:
+    state = wait_for(job.job_id, org_id, settings.publish_wait_s)
+    if state is None:
         raise ServiceUnavailable(
             f"Publish job {job.job_id} is queued but no worker finished it in time; it will still complete. "
             "Retrying is safe (publish is an upsert).",
             headers={"Retry-After": "2"},
         )
-    if row["state"] == "failed" and row["error_code"]:
+    if state == "failed":  # a job-level failure (retries exhausted): transient, so the SDK may retry
+        with transaction() as conn:
+            row = jobs.get_job(conn, org_id, job.job_id)
         raise ServiceUnavailable(
             f"Publish job {job.job_id} failed: {row['error_message']}", headers={"Retry-After": "2"}
         )
     with transaction() as conn:
-        chunks = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=True)
-        request_errors = results.request_errors(chunks[0]) if chunks else {}
+        chunk = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=True)[0]
+        request_errors = results.request_errors(chunk)
         if 0 in request_errors:  # whole-request failure: unknown session, device inference
             code, message = request_errors[0]
             raise REQUEST_ERRORS.get(code, DomainError)(message)
-        items = results.all_items(conn, org_id, job.job_id)
+        items = list(results.chunk_items(chunk))
+        results.attach_records(conn, org_id, items)
     return wire.publish_response(items, ctx.api_version)
 
 
