@@ -178,15 +178,15 @@ def token_list(org: str = typer.Option(..., "--org")) -> None:
 
     with admin_transaction() as conn:
         rows = auth.list_tokens(conn, org)
-    table = Table("token_id", "principal", "orgs", "invocation", "created", "last used", "expires", "revoked")
-    for r in rows:
-        table.add_row(
-            r["token_id"],
-            r["principal"],
-            ",".join(r["org_ids"]),
-            r["invocation_id"] or "",
-            *(str(r[k]) if r[k] else "" for k in ("created", "last_used", "expires_at", "revoked_at")),
-        )
+    columns = ("token_id", "principal", "org_ids", "invocation_id", "created", "last_used", "expires_at", "revoked_at")
+    cells = [[",".join(r[c]) if c == "org_ids" else str(r[c] or "") for c in columns] for r in rows]
+    if not sys.stdout.isatty():  # tab-separated lines for scripts
+        for line in cells:
+            typer.echo("\t".join(line))
+        return
+    table = Table(*columns)
+    for line in cells:
+        table.add_row(*line)
     Console().print(table)
 
 
