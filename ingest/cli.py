@@ -228,10 +228,10 @@ def main() -> None:
     try:
         app()
     except ConfigError as err:
-        err_console.print(f"metrics-ingest: {err}")
+        print(f"metrics-ingest: {err}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except DomainError as err:
-        err_console.print(f"metrics-ingest: {err.message}")
+        print(f"metrics-ingest: {err.message}", file=sys.stderr)
         sys.exit(1)
 
 
