@@ -30,8 +30,8 @@ class CreateSessionBody(BaseModel):
 
 class UpdateSessionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    start_time_ns: int | None = NS
-    end_time_ns: int | None = NS
+    start_time_ns: int | None = Field(default=None, ge=0, le=2**63 - 1)
+    end_time_ns: int | None = Field(default=None, ge=0, le=2**63 - 1)
     device_ids: list[str] | None = Field(default=None, max_length=1000)
 
 
