@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
 from fastapi import FastAPI
 
 from api_shim.errors import install_error_handlers
 from api_shim.routes import catalog, definitions, health, jobs, metrics
 from ingest import __version__
+from ingest.config import get_settings
+from ingest.logs import configure_logging
+
+# Sync routes run in a thread pool; a Roboto publish holds its thread while it waits for the worker (no database
+# connection is held meanwhile), so allow many more waiting publishes than anyio's default of 40.
+THREADS = 256
+
+
+@asynccontextmanager
+async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    anyio.to_thread.current_default_thread_limiter().total_tokens = THREADS
+    yield
+    from ingest.db import dispose_engine
+
+    dispose_engine()
 
 
 def create_app() -> FastAPI:
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
     app = FastAPI(
         title="metrics-ingest",
         version=__version__,
         description="Self-hosted, Roboto-compatible metrics ingestion service.",
         redirect_slashes=False,
+        lifespan=lifespan,
     )
     install_error_handlers(app)
     app.include_router(health.router)
