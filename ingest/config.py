@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1, le=64)
     db_pool_size: int = Field(10, ge=1, le=200)
+    # A statement waiting this long for a row/table lock fails (and is retried) instead of hanging a worker.
+    db_lock_timeout_ms: int = Field(30_000, ge=0)
 
     # Workers
     worker_concurrency: int = Field(2, ge=1, le=64)

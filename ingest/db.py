@@ -27,7 +27,11 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         # then discards the whole pool, the API answers 503 and workers retry with backoff.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={"connect_timeout": 5, "application_name": "metrics-ingest"},
+        connect_args={
+            "connect_timeout": 5,
+            "application_name": "metrics-ingest",
+            "options": f"-c lock_timeout={settings.db_lock_timeout_ms}",
+        },
     )
 
 

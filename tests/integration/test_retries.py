@@ -1,0 +1,58 @@
+"""Transient database errors are retried a bounded number of times; then the job fails clearly, payload kept."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from ingest.config import to_libpq_url
+from tests.integration.test_jobs_api import wait_done
+from tests.support.stack import Stack
+from tests.support.tenant import new_tenant
+
+
+@pytest.mark.slow
+def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(servers, tmp_path):
+    stack = Stack(
+        servers.new_database(),
+        servers.new_broker(),
+        tmp_path,
+        extra_env={"METRICS_INGEST_DB_LOCK_TIMEOUT_MS": "200", "METRICS_INGEST_TASK_MAX_RETRIES": "2"},
+    )
+    stack.start_api()
+    stack.start_worker(concurrency=1)
+    release = threading.Event()
+    locked = threading.Event()
+
+    def hold_lock() -> None:
+        with psycopg.connect(to_libpq_url(stack.database_url)) as conn:
+            conn.execute("LOCK TABLE metric_values IN ACCESS EXCLUSIVE MODE")
+            locked.set()
+            release.wait(120)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    try:
+        locked.wait(10)
+        tenant = new_tenant(stack.database_url, stack.url)
+        ss = tenant.session()
+        with tenant.client() as c:
+            r = c.post(
+                "/v1/metrics/jobs",
+                json={"requests": [{"session_id": ss, "device_id": None, "metrics": [{"name": "m", "value": 1.0}]}]},
+            )
+            job = wait_done(c, r.json()["data"]["job_id"], timeout=120)
+        assert job["state"] == "failed"
+        assert job["error"]["error"]["error_code"] == "RobotoServiceUnavailableException"
+        assert "Gave up after 2 retries" in job["error"]["error"]["message"]
+        assert job["counts"] == {"total": 1, "succeeded": 0, "failed": 1, "pending": 0}
+        assert tenant.sql("SELECT state, length(payload) > 0 FROM job_chunks WHERE job_id = %s", job["job_id"]) == [
+            ("failed", True)
+        ]
+        assert stack.logs().count('"chunk.retry"') == 2
+    finally:
+        release.set()
+        holder.join()
+        stack.stop()
