@@ -9,7 +9,8 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api_shim.errors import install_error_handlers
-from api_shim.routes import catalog, definitions, health, jobs, metrics
+from api_shim.middleware import ObservabilityMiddleware
+from api_shim.routes import catalog, definitions, health, jobs, metrics, ops
 from ingest import __version__
 from ingest.config import get_settings
 from ingest.logs import configure_logging
@@ -39,7 +40,9 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
+    app.include_router(ops.router)
     app.include_router(definitions.router)
     app.include_router(catalog.router)
     app.include_router(metrics.router)

@@ -124,6 +124,65 @@ def migrate() -> None:
     typer.echo("database is at the newest schema")
 
 
+@app.command()
+def status(
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables."),
+    endpoint: str | None = typer.Option(None, help="Ask a remote API (its /ops/status), e.g. http://host:8000."),
+    token: str | None = typer.Option(
+        None, help="Bearer token for --endpoint when the API sets METRICS_INGEST_METRICS_TOKEN (default: that setting)."
+    ),
+) -> None:
+    """Services up, backlog per lane, workers and their last heartbeat, jobs in progress, failures in the last hour.
+    Exits 1 when the service is not ready."""
+    import json
+
+    from ingest import status as status_mod
+    from ingest.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, "ERROR")  # keep stdout for the report (and clean JSON)
+    if endpoint:
+        found = _remote_status(endpoint.rstrip("/"), token or settings.metrics_token)
+    else:
+        _point_at_embedded(settings)
+        found = status_mod.collect(settings)
+    if as_json:
+        typer.echo(json.dumps(found, indent=2, default=str))
+    else:
+        status_mod.render(found, Console())
+    raise typer.Exit(0 if found.get("ready") else 1)
+
+
+def _remote_status(endpoint: str, token: str | None) -> dict:
+    import httpx
+
+    from ingest import status as status_mod
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        response = httpx.get(endpoint + "/ops/status", headers=headers, timeout=15)
+    except httpx.HTTPError:
+        return status_mod.unreachable(endpoint)
+    if response.status_code == 401:
+        raise ConfigError(f"{endpoint} refused the metrics token (set --token or METRICS_INGEST_METRICS_TOKEN)")
+    if response.status_code != 200:
+        return status_mod.unreachable(endpoint)
+    found = response.json()
+    found["endpoint"] = endpoint
+    found["services"] = {"api": "ok", **found.get("services", {})}
+    return found
+
+
+def _point_at_embedded(settings: Settings) -> None:
+    """With the embedded default, look at the servers of a running `up` (never start them: status only looks)."""
+    from ingest.embedded import EmbeddedPostgres, EmbeddedRedis
+
+    if not settings.database_url:
+        settings.database_url = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port).url
+    if not settings.broker_url:
+        settings.broker_url = EmbeddedRedis(settings.data_dir.resolve(), settings.embedded_redis_port).url
+
+
 # -- admin ---------------------------------------------------------------------------------------------------
 @contextmanager
 def admin_transaction():

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest import ids
+from ingest import counters, ids
 from ingest.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests
 from ingest.payload import PublishRequest, encode_chunk
 
@@ -309,6 +309,15 @@ def record_chunk(
         },
     ).first()
     assert job is not None
+    done = job.finished is not None
+    counters.count_chunk(
+        conn,
+        lane=job.lane,
+        succeeded=succeeded,
+        failed=failed,
+        finished_state=job.state if done else None,
+        duration_s=float(job.duration_s or 0) if done else None,
+    )
     return dict(job._mapping)
 
 

@@ -15,6 +15,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
+    SmallInteger,
     Table,
     Text,
     UniqueConstraint,
@@ -194,4 +195,16 @@ worker_heartbeats = Table(
     Column("started", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("stopped", Boolean, nullable=False, server_default=text("false")),
+)
+
+# Work done by the workers (jobs finished, items processed, job durations), summed over `shard` when read.
+telemetry_counters = Table(
+    "telemetry_counters",
+    metadata,
+    Column("series", Text, nullable=False),  # jobs | items | job_duration_bucket | job_duration_sum
+    Column("lane", Text, nullable=False),
+    Column("label", Text, nullable=False),  # state | outcome | bucket upper bound ("+Inf") | ""
+    Column("shard", SmallInteger, nullable=False),
+    Column("value", Double, nullable=False, server_default=text("0")),
+    PrimaryKeyConstraint("series", "lane", "label", "shard"),
 )

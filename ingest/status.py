@@ -1,0 +1,233 @@
+"""Status at a glance, for `metrics-ingest status` and `GET /ops/status`: services up, backlog per lane, workers
+with their last heartbeat, jobs in progress, failures in the last hour. Every query is over small or indexed sets
+(active jobs, heartbeats, jobs finished in the last hour), never over the whole history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from ingest import readiness
+from ingest.config import Settings
+from ingest.db import transaction
+from ingest.queue import LANES
+
+RUNNING_JOBS_SHOWN = 20
+WORKERS_SHOWN = 50
+RECENT_FAILURES_SHOWN = 10
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    checks = readiness.run_checks(settings)
+    status: dict[str, Any] = {
+        "ready": all(checks.values()),
+        "services": readiness.report(checks)["checks"],
+        "lanes": [],
+        "workers": [],
+        "running_jobs": [],
+        "failures_last_hour": {"jobs": 0, "items": 0, "recent": []},
+    }
+    queued = queue_lengths(settings.broker_url) if checks["broker"] else {}
+    if checks["database"] and checks["schema"]:
+        with transaction() as conn:
+            conn.execute(text("SET LOCAL statement_timeout = 5000"))
+            status.update(read_database(conn, settings.worker_alive_s))
+    else:
+        status["lanes"] = [{"lane": lane, "backlog_items": None, "active_jobs": None} for lane in LANES]
+    for lane in status["lanes"]:
+        lane["broker_messages"] = queued.get(lane["lane"])
+    return status
+
+
+def queue_lengths(broker_url: str | None) -> dict[str, int]:
+    try:
+        client = readiness._redis(broker_url or "")
+        return {lane: int(client.llen(lane)) for lane in LANES}
+    except Exception:
+        return {}
+
+
+def read_database(conn: Connection, worker_alive_s: float) -> dict[str, Any]:
+    backlog = {
+        r.lane: (int(r.items), int(r.jobs))
+        for r in conn.execute(
+            text(
+                "SELECT lane, COALESCE(sum(total - succeeded - failed), 0) AS items, count(*) AS jobs FROM jobs "
+                "WHERE state IN ('queued', 'running') GROUP BY lane"
+            )
+        )
+    }
+    lanes = [
+        {"lane": lane, "backlog_items": backlog.get(lane, (0, 0))[0], "active_jobs": backlog.get(lane, (0, 0))[1]}
+        for lane in sorted(set(LANES) | set(backlog))
+    ]
+    workers = [
+        {
+            "worker_id": r.worker_id,
+            "hostname": r.hostname,
+            "pid": r.pid,
+            "lanes": list(r.lanes),
+            "started": r.started.isoformat(),
+            "last_seen": r.last_seen.isoformat(),
+            "seconds_since_heartbeat": round(float(r.age), 1),
+            "alive": float(r.age) <= worker_alive_s,
+        }
+        for r in conn.execute(
+            text(
+                "SELECT worker_id, hostname, pid, lanes, started, last_seen, "
+                "EXTRACT(EPOCH FROM now() - last_seen) AS age FROM worker_heartbeats WHERE NOT stopped "
+                "AND last_seen > now() - interval '1 hour' ORDER BY last_seen DESC LIMIT :n"
+            ),
+            {"n": WORKERS_SHOWN},
+        )
+    ]
+    running = []
+    for r in conn.execute(
+        text(
+            "SELECT job_id, org_id, lane, state, total, succeeded, failed, chunks_total, chunks_done, created, "
+            "EXTRACT(EPOCH FROM now() - created) AS age FROM jobs WHERE state IN ('queued', 'running') "
+            "ORDER BY created LIMIT :n"
+        ),
+        {"n": RUNNING_JOBS_SHOWN},
+    ):
+        done = r.succeeded + r.failed
+        running.append(
+            {
+                "job_id": r.job_id,
+                "org_id": r.org_id,
+                "lane": r.lane,
+                "state": r.state,
+                "total": r.total,
+                "processed": done,
+                "succeeded": r.succeeded,
+                "failed": r.failed,
+                "percent": round(100.0 * done / r.total, 1) if r.total else 0.0,
+                "chunks": f"{r.chunks_done}/{r.chunks_total}",
+                "age_s": round(float(r.age), 1),
+            }
+        )
+    failed = conn.execute(
+        text(
+            "SELECT count(*) FILTER (WHERE state <> 'succeeded') AS jobs, COALESCE(sum(failed), 0) AS items "
+            "FROM jobs WHERE finished > now() - interval '1 hour'"
+        )
+    ).one()
+    recent = [
+        {
+            "job_id": r.job_id,
+            "org_id": r.org_id,
+            "lane": r.lane,
+            "state": r.state,
+            "failed": r.failed,
+            "total": r.total,
+            "error_code": r.error_code,
+            "finished": r.finished.isoformat(),
+        }
+        for r in conn.execute(
+            text(
+                "SELECT job_id, org_id, lane, state, failed, total, error_code, finished FROM jobs "
+                "WHERE finished > now() - interval '1 hour' AND state <> 'succeeded' "
+                "ORDER BY finished DESC LIMIT :n"
+            ),
+            {"n": RECENT_FAILURES_SHOWN},
+        )
+    ]
+    return {
+        "lanes": lanes,
+        "workers": workers,
+        "running_jobs": running,
+        "failures_last_hour": {"jobs": int(failed.jobs), "items": int(failed.items), "recent": recent},
+    }
+
+
+def unreachable(endpoint: str) -> dict[str, Any]:
+    """What `status --endpoint` reports when the API does not answer."""
+    return {
+        "ready": False,
+        "endpoint": endpoint,
+        "services": {"api": "failed", **dict.fromkeys(readiness.CHECKS, "unknown")},
+        "lanes": [],
+        "workers": [],
+        "running_jobs": [],
+        "failures_last_hour": {"jobs": None, "items": None, "recent": []},
+    }
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def render(status: dict[str, Any], console: Console) -> None:
+    services = Table(title="Services", title_justify="left")
+    services.add_column("check")
+    services.add_column("state")
+    for name, state in status["services"].items():
+        colour = "green" if state == "ok" else "red"
+        services.add_row(name, f"[{colour}]{state}[/{colour}]")
+
+    lanes = Table("lane", "backlog items", "active jobs", "broker messages", title="Lanes", title_justify="left")
+    for lane in status["lanes"]:
+        lanes.add_row(
+            lane["lane"], _cell(lane["backlog_items"]), _cell(lane["active_jobs"]), _cell(lane.get("broker_messages"))
+        )
+
+    workers = Table("worker", "lanes", "last heartbeat", "alive", title="Workers", title_justify="left")
+    for w in status["workers"]:
+        workers.add_row(
+            w["worker_id"],
+            ",".join(w["lanes"]),
+            f"{w['seconds_since_heartbeat']} s ago",
+            "[green]yes[/green]" if w["alive"] else "[red]no[/red]",
+        )
+
+    jobs = Table(
+        "job",
+        "org",
+        "lane",
+        "state",
+        "progress",
+        "failed",
+        "chunks",
+        "age",
+        title="Jobs in progress",
+        title_justify="left",
+    )
+    for j in status["running_jobs"]:
+        jobs.add_row(
+            j["job_id"],
+            j["org_id"],
+            j["lane"],
+            j["state"],
+            f"{j['processed']}/{j['total']} ({j['percent']}%)",
+            str(j["failed"]),
+            j["chunks"],
+            f"{j['age_s']} s",
+        )
+
+    fails = status["failures_last_hour"]
+    failures = Table(
+        "job",
+        "org",
+        "lane",
+        "state",
+        "failed items",
+        "error",
+        "finished",
+        title=f"Failures in the last hour: {_cell(fails['jobs'])} jobs, {_cell(fails['items'])} items",
+        title_justify="left",
+    )
+    for f in fails["recent"]:
+        failures.add_row(
+            f["job_id"],
+            f["org_id"],
+            f["lane"],
+            f["state"],
+            f"{f['failed']}/{f['total']}",
+            f["error_code"] or "",
+            f["finished"],
+        )
+    console.print(Group(services, lanes, workers, jobs, failures))
