@@ -23,7 +23,7 @@ def newest_schema() -> str:
 
 
 @lru_cache(maxsize=4)
-def _redis(url: str):
+def redis_client(url: str):
     import redis
 
     return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
@@ -33,7 +33,7 @@ def broker_answers(url: str | None) -> bool:
     if not url:
         return False
     try:
-        return bool(_redis(url).ping())
+        return bool(redis_client(url).ping())
     except Exception as err:
         log.warning("readiness.broker_failed", error=str(err).splitlines()[0] if str(err) else repr(err))
         return False

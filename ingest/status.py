@@ -45,7 +45,7 @@ def collect(settings: Settings) -> dict[str, Any]:
 
 def queue_lengths(broker_url: str | None) -> dict[str, int]:
     try:
-        client = readiness._redis(broker_url or "")
+        client = readiness.redis_client(broker_url or "")
         return {lane: int(client.llen(lane)) for lane in LANES}
     except Exception:
         return {}
