@@ -6,6 +6,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.console import Console
@@ -25,6 +26,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
 app.add_typer(session_app, name="session")
+job_app = typer.Typer(no_args_is_help=True, help="Publish jobs (follow one, list its failures).")
+app.add_typer(job_app, name="job")
 
 err_console = Console(stderr=True)
 
@@ -281,6 +284,102 @@ def session_create(
     with admin_transaction() as conn:
         catalog.create_session(conn, org, session_id, start_ns, end_ns, device)
     typer.echo(session_id)
+
+
+# -- client commands (talk to a running service over HTTP, like the SDK) -------------------------------------
+DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
+EndpointOption = typer.Option(
+    DEFAULT_ENDPOINT, "--endpoint", envvar="ROBOTO_SERVICE_ENDPOINT", help="Service URL (as the SDK's)."
+)
+OrgOption = typer.Option(None, "--org", help="Org to act for (X-Roboto-Org-Id); default: the token's first org.")
+ApiKeyOption = typer.Option(
+    ..., "--api-key", envvar="ROBOTO_API_KEY", show_default=False, help="API token (as the SDK's ROBOTO_API_KEY)."
+)
+PlainOption = typer.Option(False, "--plain", help="Log lines instead of a progress bar, even on a terminal.")
+
+
+def _job_client(endpoint: str, api_key: str, org: str | None):
+    from ingest.backfill.client import JobClient
+
+    _settings()  # logging
+    return JobClient(endpoint, api_key, org)
+
+
+@app.command()
+def backfill(
+    files: list[Path] = typer.Argument(..., help="CSV (session_id,name,value[,device_id]) or NDJSON files."),
+    format: str | None = typer.Option(None, "--format", help="csv or ndjson (default: from the file extension)."),
+    endpoint: str = EndpointOption,
+    org: str | None = OrgOption,
+    api_key: str = ApiKeyOption,
+    wait: bool = typer.Option(True, "--wait/--no-wait", help="Follow the jobs to the end and collect failures."),
+    failures: Path | None = typer.Option(
+        None, "--failures", help="Where failed values go (default: FILE.failed.ndjson beside each input)."
+    ),
+    chunk_items: int = typer.Option(50_000, "--chunk-items", min=1, max=2_000_000, help="Values per submitted job."),
+    parallel: int = typer.Option(2, "--parallel", min=1, max=32, help="Uploads in flight."),
+    plain: bool = PlainOption,
+) -> None:
+    """Load historical metrics from files through the job API: streaming, resumable (run it again after an
+    interruption), failures written to a file the same command accepts again. Exit code 1 when anything failed."""
+    from ingest.backfill import command
+    from ingest.backfill.runner import Options
+
+    if format not in (None, "csv", "ndjson"):
+        raise typer.BadParameter("must be csv or ndjson", param_hint="--format")
+    client = _job_client(endpoint, api_key, org)
+    options = Options(fmt=format, chunk_items=chunk_items, parallel=parallel, wait=wait, failures=failures)
+    try:
+        code = command.backfill(client, files, options, plain=plain)
+    finally:
+        client.close()
+    raise typer.Exit(code)
+
+
+@job_app.command("watch")
+def job_watch(
+    job_id: str,
+    endpoint: str = EndpointOption,
+    org: str | None = OrgOption,
+    api_key: str = ApiKeyOption,
+    plain: bool = PlainOption,
+) -> None:
+    """Follow one job's progress to its end. Exit code 1 when any of its values failed."""
+    from ingest.backfill import command
+    from ingest.backfill.client import ApiError
+
+    client = _job_client(endpoint, api_key, org)
+    try:
+        code = command.watch(client, job_id, plain=plain)
+    except ApiError as err:
+        err_console.print(f"metrics-ingest: {err}")
+        code = 1
+    finally:
+        client.close()
+    raise typer.Exit(code)
+
+
+@job_app.command("results")
+def job_results(
+    job_id: str,
+    failed: bool = typer.Option(False, "--failed", help="Only the values that failed."),
+    endpoint: str = EndpointOption,
+    org: str | None = OrgOption,
+    api_key: str = ApiKeyOption,
+) -> None:
+    """Print a job's per-value outcomes, one JSON object per line."""
+    from ingest.backfill import command
+    from ingest.backfill.client import ApiError
+
+    client = _job_client(endpoint, api_key, org)
+    try:
+        code = command.results(client, job_id, failed_only=failed)
+    except ApiError as err:
+        err_console.print(f"metrics-ingest: {err}")
+        code = 1
+    finally:
+        client.close()
+    raise typer.Exit(code)
 
 
 def main() -> None:
