@@ -1,0 +1,57 @@
+"""A backfill killed mid-way (SIGKILL, no cleanup) and started again completes with no duplicate jobs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.integration.test_backfill import finished_line, job_count, run_cli, value_count
+
+SESSIONS = 40
+NAMES = 500  # 20,000 values; 40 chunks of 500
+
+
+def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
+    sessions = [tenant.session() for _ in range(SESSIONS)]
+    path = tmp_path / "big.csv"
+    with open(path, "w") as fh:
+        fh.write("session_id,name,value\n")
+        for s in sessions:
+            for n in range(NAMES):
+                fh.write(f"{s},resume.m{n:04d},{n}\n")
+    args = ["backfill", str(path), "--chunk-items", "500", "--parallel", "1"]
+
+    env = dict(os.environ)
+    env.update(ROBOTO_API_KEY=tenant.token, ROBOTO_SERVICE_ENDPOINT=tenant.api_url, METRICS_INGEST_LOG_FORMAT="json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while job_count(tenant) < 3:
+        assert proc.poll() is None, "the backfill ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    accepted_before = job_count(tenant)
+    assert 3 <= accepted_before < 40, "the kill must land mid-way"
+    assert not path.with_name("big.csv.failed.ndjson").exists()
+
+    resumed = run_cli(tenant, *args)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = finished_line(resumed.stdout)
+    assert summary["jobs"] == 40
+    assert summary["jobs_resumed"] >= accepted_before
+    assert (summary["succeeded"], summary["failed"]) == (20_000, 0)
+    assert job_count(tenant) == 40  # one job per chunk, however many times it was sent
+    assert value_count(tenant) == 20_000
+    keys = tenant.sql("SELECT count(DISTINCT idempotency_key) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0]
+    assert keys == 40
