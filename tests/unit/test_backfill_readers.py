@@ -243,5 +243,5 @@ def test_ndjson_specific_errors():
         ("LineError", 6),
     ]
     assert records[4].value is None  # 1e999 overflows: sent as null, the worker fails it as not finite
-    assert records[5].value == float("9" * 500)
+    assert records[5].value is None  # a 500-digit integer is beyond a double: not finite
     assert records[6].message == "was bad"
