@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=100, help="SDK publishes for 1 client (8 clients: calls/8 each)")
     parser.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (service and CLI logs)")
     args = parser.parse_args()
     wanted = {int(s) for s in args.sections.split(",")}
     console = Console(width=170)
@@ -123,7 +124,8 @@ def main() -> None:
     shutil.copyfile(out, RESULTS / "latest.json")
     console.print(render(results))
     console.print(f"results: {out}")
-    shutil.rmtree(work, ignore_errors=True)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def render(r: dict) -> Table:

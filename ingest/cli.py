@@ -316,7 +316,7 @@ def backfill(
     failures: Path | None = typer.Option(
         None, "--failures", help="Where failed values go (default: FILE.failed.ndjson beside each input)."
     ),
-    chunk_items: int = typer.Option(50_000, "--chunk-items", min=1, max=2_000_000, help="Values per submitted job."),
+    chunk_items: int = typer.Option(20_000, "--chunk-items", min=1, max=2_000_000, help="Values per submitted job."),
     parallel: int = typer.Option(2, "--parallel", min=1, max=32, help="Uploads in flight."),
     plain: bool = PlainOption,
 ) -> None:

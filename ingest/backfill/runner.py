@@ -31,12 +31,12 @@ TERMINAL = ("succeeded", "completed_with_errors", "failed")
 @dataclass
 class Options:
     fmt: str | None = None
-    chunk_items: int = 50_000
+    chunk_items: int = 20_000
     parallel: int = 2
     wait: bool = True
     failures: Path | None = None  # one file for all inputs; default: beside each input
     lane: str = "bulk"
-    poll_s: float = 0.5
+    poll_s: float = 0.25
 
 
 @dataclass
@@ -101,7 +101,9 @@ class Backfill:
             self.progress.refresh()
             self.stop.wait(self.options.poll_s)
 
-    def poll(self, limit: int = 25) -> None:
+    def poll(self, limit: int = 3) -> None:
+        """Refresh the oldest unfinished jobs: the bulk lane is FIFO, so the newer ones have not moved yet (and
+        a few GETs per tick keep the monitor's load on a busy API small)."""
         with self.jobs_lock:
             open_jobs = [j for j in self.jobs if j.state not in TERMINAL][:limit]
         for ref in open_jobs:
