@@ -52,7 +52,7 @@ class RichProgress:
         self.bar = Progress(
             TextColumn("[bold]backfill"),
             BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} processed"),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f} processed"),
             TextColumn("sent {task.fields[sent]:,}"),
             TextColumn("[green]ok {task.fields[ok]:,}"),
             TextColumn("[red]failed {task.fields[failed]:,}"),
@@ -61,9 +61,10 @@ class RichProgress:
             console=console,
             refresh_per_second=4,
         )
-        self.task = self.bar.add_task("backfill", total=None, sent=0, ok=0, failed=0)
+        self.task = self.bar.add_task("backfill", total=1, sent=0, ok=0, failed=0)
 
     def __enter__(self) -> RichProgress:
+        self.refresh()
         self.bar.start()
         return self
 
