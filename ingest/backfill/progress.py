@@ -35,9 +35,11 @@ class Stats:
         return self.succeeded + self.failed
 
     def estimated_total(self) -> int:
+        """Values and unreadable lines: read so far, scaled by the share of bytes read until reading is done."""
+        seen = self.read + self.line_errors
         if self.reading_done or not self.bytes_read:
-            return self.read
-        return max(self.read, int(self.read * self.bytes_total / self.bytes_read))
+            return seen
+        return max(seen, int(seen * self.bytes_total / self.bytes_read))
 
 
 class _Rate(ProgressColumn):
@@ -47,6 +49,8 @@ class _Rate(ProgressColumn):
 
 
 class RichProgress:
+    log_chunks = False  # per-chunk log lines would scroll the bar away
+
     def __init__(self, stats: Stats, console: Console | None = None) -> None:
         self.stats = stats
         self.bar = Progress(
@@ -86,6 +90,8 @@ class RichProgress:
 
 class LogProgress:
     """One `backfill.progress` line every `every_s` seconds (and at the end)."""
+
+    log_chunks = True
 
     def __init__(self, stats: Stats, every_s: float = 2.0) -> None:
         self.stats = stats

@@ -177,7 +177,7 @@ class Backfill:
             return
         job = submitted.job
         ref = JobRef(chunk, job["job_id"], submitted.existing, state="queued")
-        log.info(
+        (log.info if getattr(self.progress, "log_chunks", True) else log.debug)(
             "chunk.accepted" if not submitted.existing else "chunk.resumed",
             chunk=chunk.seq,
             job_id=ref.job_id,

@@ -28,7 +28,7 @@ def test_rich_bar_renders_from_empty_to_done():
 
 
 def test_estimated_total_scales_with_bytes_read():
-    stats = Stats(read=100, bytes_read=250, bytes_total=1000)
+    stats = Stats(read=90, line_errors=10, bytes_read=250, bytes_total=1000)
     assert stats.estimated_total() == 400
     stats.reading_done = True
     assert stats.estimated_total() == 100
