@@ -1,0 +1,63 @@
+"""Backpressure: with the backlog full the API answers 429 + Retry-After; the backfill waits, retries and completes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.integration.test_backfill import finished_line
+from tests.support.stack import Stack
+from tests.support.tenant import new_tenant
+
+
+@pytest.fixture
+def small_backlog_stack(servers, tmp_path_factory):
+    stack = Stack(
+        servers.new_database(),
+        servers.new_broker(),
+        tmp_path_factory.mktemp("backlog"),
+        extra_env={"METRICS_INGEST_MAX_BACKLOG_ITEMS": "3000"},
+    )
+    stack.start_api()  # no worker yet: the backlog can only grow
+    yield stack
+    stack.stop()
+
+
+@pytest.mark.slow
+def test_backfill_waits_out_429_and_completes(small_backlog_stack, tmp_path: Path):
+    stack = small_backlog_stack
+    tenant = new_tenant(stack.database_url, stack.url)
+    sessions = [tenant.session() for _ in range(10)]
+    path = tmp_path / "bp.csv"
+    path.write_text(
+        "session_id,name,value\n" + "".join(f"{s},bp.m{n:03d},{n}\n" for s in sessions for n in range(1000))
+    )
+    env = dict(os.environ)
+    env.update(ROBOTO_API_KEY=tenant.token, ROBOTO_SERVICE_ENDPOINT=stack.url, METRICS_INGEST_LOG_FORMAT="json")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingest.cli", "backfill", str(path), "--chunk-items", "2000", "--parallel", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    # jobs 1 and 2 fit (backlog 0, then 2,000 <= 3,000); job 3 meets a 4,000-item backlog and gets 429
+    while tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] < 2:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(3)
+    assert proc.poll() is None, "the backfill must still be waiting"
+    assert tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] == 2
+    stack.start_worker()
+    out, _ = proc.communicate(timeout=240)
+    assert proc.returncode == 0, out[-3000:]
+    assert '"status": 429' in out  # the retry was logged
+    summary = finished_line(out)
+    assert (summary["jobs"], summary["succeeded"], summary["failed"]) == (5, 10_000, 0)
+    assert tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] == 5
