@@ -90,6 +90,7 @@ class Service:
             METRICS_INGEST_BROKER_URL=self.servers.broker_url,
             METRICS_INGEST_API_PORT=str(self.api_port),
             METRICS_INGEST_LOG_FORMAT="json",
+            PYTHONUNBUFFERED="1",  # pool children leave with os._exit: buffered log lines would be lost
         )
         return env
 

@@ -16,7 +16,8 @@ from typing import Any
 from ingest.backfill.readers import NOT_SET, LineError, Record, Row
 
 MAX_ENTRIES_PER_REQUEST = 10_000  # below the API's per-request limit (25,000)
-KEY_VERSION = "bf1"
+FIRST_CHUNK_ITEMS = 5_000  # chunks ramp up from this size (doubling) so that workers start early
+KEY_VERSION = "bf2"  # names the chunking rule: a new rule must not reuse the keys of the old one
 
 
 def file_digest(path: Path, fmt: str, chunk_items: int) -> str:
@@ -61,6 +62,11 @@ class Chunk:
         self.lines_path.unlink(missing_ok=True)
 
 
+def chunk_size(seq: int, chunk_items: int) -> int:
+    """Values in chunk `seq`: 5,000, 10,000, 20,000, ... up to `chunk_items` (deterministic: part of the keys)."""
+    return min(chunk_items, FIRST_CHUNK_ITEMS << min(seq, 20))
+
+
 def build_chunks(
     records: Iterable[Record], *, digest: str, chunk_items: int, spool_dir: Path, errors: list[LineError]
 ) -> Iterator[Chunk]:
@@ -68,16 +74,18 @@ def build_chunks(
     groups: dict[tuple[str, Any], list[Row]] = {}
     count = 0
     seq = 0
+    limit = chunk_size(0, chunk_items)
     for record in records:
         if isinstance(record, LineError):
             errors.append(record)
             continue
         groups.setdefault((record.session_id, record.device_id), []).append(record)
         count += 1
-        if count >= chunk_items:
+        if count >= limit:
             yield _write_chunk(seq, digest, groups, count, spool_dir)
             seq += 1
             groups, count = {}, 0
+            limit = chunk_size(seq, chunk_items)
     if count:
         yield _write_chunk(seq, digest, groups, count, spool_dir)
 
