@@ -26,6 +26,7 @@ from ingest.backfill.readers import LineError, Record, detect_format, read_file,
 log = structlog.get_logger(__name__)
 
 TERMINAL = ("succeeded", "completed_with_errors", "failed")
+CHUNK_REJECTIONS = (400, 409, 413)  # the body itself was refused: its values fail, the run goes on
 
 
 @dataclass
@@ -162,6 +163,8 @@ class Backfill:
         try:
             submitted = future.result()
         except ApiError as err:
+            if err.status not in CHUNK_REJECTIONS:
+                raise  # 401/403/404...: no chunk can succeed, stop here
             # the API refused the body as a whole (should not happen: readers check the shape); every value in it
             # goes to the failures file with the API's answer
             log.error("chunk.rejected", chunk=chunk.seq, key=chunk.key, status=err.status, error=err.message)

@@ -137,3 +137,14 @@ def test_job_watch_of_another_orgs_job_is_not_found(tenant, other_tenant):
     result = run_cli(other_tenant, "job", "watch", job["job_id"])
     assert result.returncode == 1
     assert "RobotoNotFoundException" in result.stderr
+
+
+def test_backfill_with_a_bad_token_stops_at_once(tenant, tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("session_id,name,value\n" + "".join(f"ss_1,m{i},1\n" for i in range(100)))
+    tenant.token = "mi_not_a_real_token_000000000000000000"
+    result = run_cli(tenant, "backfill", str(path))
+    assert result.returncode == 1
+    assert "401" in result.stderr
+    assert not path.with_name("x.csv.failed.ndjson").exists()
+    assert job_count(tenant) == 0
