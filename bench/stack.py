@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -68,6 +69,7 @@ class Servers:
             self.redis.stop()
         if self.pg:
             self.pg.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 @dataclass
