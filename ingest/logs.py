@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -29,6 +30,9 @@ def _redact_processor(_logger, _name, event_dict: dict) -> dict:
 
 
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
+    # Line-buffered stdout: Celery's pool children leave with os._exit, which would drop a block-buffered tail.
+    with contextlib.suppress(AttributeError, ValueError):
+        sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     json_lines = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
     shared = [
         structlog.contextvars.merge_contextvars,
