@@ -336,6 +336,21 @@ def backfill(
     raise typer.Exit(code)
 
 
+def _job_command(endpoint: str, api_key: str, org: str | None, run) -> None:
+    """Run `run(client)` against the job API; an API error is one line on stderr and exit code 1."""
+    from ingest.backfill.client import ApiError
+
+    client = _job_client(endpoint, api_key, org)
+    try:
+        code = run(client)
+    except ApiError as err:
+        err_console.print(f"metrics-ingest: {err}")
+        code = 1
+    finally:
+        client.close()
+    raise typer.Exit(code)
+
+
 @job_app.command("watch")
 def job_watch(
     job_id: str,
@@ -346,17 +361,8 @@ def job_watch(
 ) -> None:
     """Follow one job's progress to its end. Exit code 1 when any of its values failed."""
     from ingest.backfill import command
-    from ingest.backfill.client import ApiError
 
-    client = _job_client(endpoint, api_key, org)
-    try:
-        code = command.watch(client, job_id, plain=plain)
-    except ApiError as err:
-        err_console.print(f"metrics-ingest: {err}")
-        code = 1
-    finally:
-        client.close()
-    raise typer.Exit(code)
+    _job_command(endpoint, api_key, org, lambda client: command.watch(client, job_id, plain=plain))
 
 
 @job_app.command("results")
@@ -369,17 +375,8 @@ def job_results(
 ) -> None:
     """Print a job's per-value outcomes, one JSON object per line."""
     from ingest.backfill import command
-    from ingest.backfill.client import ApiError
 
-    client = _job_client(endpoint, api_key, org)
-    try:
-        code = command.results(client, job_id, failed_only=failed)
-    except ApiError as err:
-        err_console.print(f"metrics-ingest: {err}")
-        code = 1
-    finally:
-        client.close()
-    raise typer.Exit(code)
+    _job_command(endpoint, api_key, org, lambda client: command.results(client, job_id, failed_only=failed))
 
 
 def main() -> None:
