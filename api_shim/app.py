@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from api_shim.errors import install_error_handlers
 from api_shim.middleware import ObservabilityMiddleware
-from api_shim.routes import catalog, definitions, health, jobs, metrics, ops
+from api_shim.routes import catalog, definitions, health, jobs, metrics, ops, reads
 from ingest import __version__
 from ingest.config import get_settings
 from ingest.logs import configure_logging
@@ -47,4 +47,5 @@ def create_app() -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(metrics.router)
     app.include_router(jobs.router)
+    app.include_router(reads.router)
     return app
