@@ -38,23 +38,27 @@ def define(tenant, name: str) -> str:
 
 
 def insert(tenant, metric_id: str, rows: list[Row]) -> None:
-    with psycopg.connect(to_libpq_url(tenant.database_url), autocommit=True) as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY metric_values (metric_id, session_id, org_id, value, device_id, invocation_id, session_start_ns, "
-            "session_end_ns, published_by, published) FROM STDIN"
-        ) as copy:
-            for r in rows:
-                copy.write_row(
-                    (
-                        metric_id,
-                        r.session_id,
-                        tenant.org_id,
-                        r.value,
-                        r.device_id,
-                        r.invocation_id,
-                        r.start_ns,
-                        r.end_ns,
-                        tenant.principal,
-                        r.published,
-                    )
+    sql = (
+        "COPY metric_values (metric_id, session_id, org_id, value, device_id, invocation_id, session_start_ns, "
+        "session_end_ns, published_by, published) FROM STDIN"
+    )
+    with (
+        psycopg.connect(to_libpq_url(tenant.database_url), autocommit=True) as conn,
+        conn.cursor() as cur,
+        cur.copy(sql) as copy,
+    ):
+        for r in rows:
+            copy.write_row(
+                (
+                    metric_id,
+                    r.session_id,
+                    tenant.org_id,
+                    r.value,
+                    r.device_id,
+                    r.invocation_id,
+                    r.start_ns,
+                    r.end_ns,
+                    tenant.principal,
+                    r.published,
                 )
+            )
