@@ -31,6 +31,19 @@ VALUE_COLUMNS = (
     "v.org_id, v.metric_id, v.session_id, v.value, v.device_id, v.invocation_id, "
     "v.session_start_ns, v.session_end_ns, v.published_by, v.published"
 )
+VALUE_FIELDS = (
+    "org_id",
+    "metric_id",
+    "session_id",
+    "value",
+    "device_id",
+    "invocation_id",
+    "session_start_ns",
+    "session_end_ns",
+    "published_by",
+    "published",
+    "group_key",
+)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -156,6 +169,14 @@ class Groups:
         return f"({expr} IS NULL OR {expr} = ANY(CAST(:kept_groups AS text[])))"
 
 
+def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
+    """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects."""
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
+    with conn.connection.driver_connection.cursor(binary=True) as cur:
+        cur.execute(compiled.string, compiled.params)
+        return cur.fetchall()
+
+
 def rank_groups(conn: Connection, filters: Filters, where: str, params: dict) -> Groups:
     """The named groups with the most sessions in the window (ties by value), at most MAX_GROUPS of them."""
     if filters.group_expr is None:
@@ -201,7 +222,7 @@ class QuerySpec:
 
 @dataclass
 class QueryPage:
-    rows: list[dict]
+    items: list[dict]  # VALUE_FIELDS of each row
     next_position: dict | None
     total_count: int
     total_groups: int | None = None
@@ -280,10 +301,10 @@ def _keyset(spec: QuerySpec, position: dict, params: dict) -> str:
     params["k_key"] = key
     cast = {"time": "bigint", "value": "double precision", "published": "timestamptz"}.get(spec.sort_by, "text")
     k = f"CAST(:k_key AS {cast})"
-    after = f"({expr} {op} {k} OR ({expr} = {k} AND v.session_id {op} :k_sid))"
     if spec.sort_by in NULLABLE_SORT_KEYS:
-        return f"({expr} IS NULL OR {after})"
-    return after
+        return f"({expr} IS NULL OR {expr} {op} {k} OR ({expr} = {k} AND v.session_id {op} :k_sid))"
+    # A row comparison: PostgreSQL starts the index scan at the cursor instead of filtering from the window start.
+    return f"({expr}, v.session_id) {op} ({k}, CAST(:k_sid AS text))"
 
 
 def _order(spec: QuerySpec) -> str:
@@ -294,14 +315,9 @@ def _order(spec: QuerySpec) -> str:
     return f"{_sort_expr(spec)} {direction}{nulls}, v.session_id {direction}"
 
 
-def _key_of(spec: QuerySpec, row: dict) -> Any:
-    if spec.sort_by == "time":
-        return row[spec.filters.time_column]
-    if spec.sort_by == "published":
-        return row["published"].isoformat()
-    if spec.sort_by == "group_key":
-        return row["group_key"]
-    return row[spec.sort_by]
+def _key_sql(spec: QuerySpec) -> str:
+    """The sort key of a row, as carried in the next page token."""
+    return "v.session_id" if spec.sort_by == "session_id" else _sort_expr(spec)
 
 
 def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> QueryPage:
@@ -332,25 +348,20 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
     keyset = "TRUE" if first else _keyset(spec, position, params)
     group_col = spec.filters.group_expr or "CAST(NULL AS text)"
     params["limit"] = spec.limit + 1
-    rows = [
-        dict(r._mapping)
-        for r in conn.execute(
-            text(
-                f"SELECT {VALUE_COLUMNS}, {group_col} AS group_key FROM metric_values v "
-                f"WHERE {where} AND {keyset} ORDER BY {_order(spec)} LIMIT :limit"
-            ),
-            params,
-        )
-    ]
+    rows = fetch_tuples(
+        conn,
+        f"SELECT {VALUE_COLUMNS}, {group_col} AS group_key, {_key_sql(spec)} AS k FROM metric_values v "
+        f"WHERE {where} AND {keyset} ORDER BY {_order(spec)} LIMIT :limit",
+        params,
+    )
     next_position = None
     if len(rows) > spec.limit:
         rows = rows[: spec.limit]
         last = rows[-1]
-        next_position = {"k": _key_of(spec, last), "s": last["session_id"], "n": now_ns, "c": total_count}
-    for r in rows:
-        r["name"] = spec.metric["name"]
-        r["unit"] = spec.metric["unit"]
-    return QueryPage(rows, next_position, total_count, groups.total, groups.truncated)
+        key = last[-1].isoformat() if isinstance(last[-1], datetime) else last[-1]
+        next_position = {"k": key, "s": last[2], "n": now_ns, "c": total_count}
+    items = [dict(zip(VALUE_FIELDS, r, strict=False)) for r in rows]
+    return QueryPage(items, next_position, total_count, groups.total, groups.truncated)
 
 
 # ---------------------------------------------------------------------------------------------------------------

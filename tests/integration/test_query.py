@@ -303,3 +303,35 @@ def test_pages_are_stable_under_concurrent_inserts(tenant):
     original = [f"ss_{i:03d}" for i in range(0, 100, 2)]
     assert [s for s in seen if not s.endswith("x")] == original
     assert len(seen) == len(set(seen))
+
+
+def test_records_rendered_by_postgres_match_wire_metric_record(tenant):
+    """Values of every type survive the page path (binary cursor, wire.metric_record, JSON) unchanged."""
+    from datetime import UTC, datetime
+
+    from api_shim import wire
+
+    metric_id = define(tenant, "render.check")
+    tenant.sql("UPDATE metric_definitions SET unit = %s WHERE metric_id = %s", 'm/s "fast"', metric_id)
+    published = datetime(2026, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    values = [1e-300, 123456789.123456789, -0.0, 2.5e300, 1 / 3]
+    insert(
+        tenant,
+        metric_id,
+        [Row(f"ss_{i}", v, T0 + i, T0 + 2 * i, "dev\u00e9", 'iv_"q"', published) for i, v in enumerate(values)],
+    )
+    cols = (
+        "v.org_id, v.metric_id, d.name, d.unit, v.session_id, v.value, v.device_id, v.invocation_id, "
+        "v.session_start_ns, v.session_end_ns, v.published_by, v.published"
+    )
+    stored = tenant.sql(
+        f"SELECT {cols} FROM metric_values v JOIN metric_definitions d USING (metric_id) "
+        "WHERE v.metric_id = %s ORDER BY v.session_end_ns",
+        metric_id,
+    )
+    names = [c.strip().split(".")[1] for c in cols.split(",")]
+    expected = [wire.metric_record({**dict(zip(names, r, strict=True)), "group_key": None}) for r in stored]
+    with tenant.client() as c:
+        got = post(c, body("render.check")).json()["data"]["items"]
+    assert got == expected
+    assert [g["value"] for g in got] == values
