@@ -72,33 +72,34 @@ async def query(
     return _json(wire.page(_records(result.items, metric), next_token, **extra))
 
 
-def _records(rows: list[dict], metric: dict) -> list[dict]:
-    """wire.metric_record for a page of rows, with each distinct `published` formatted once (rows published by one
-    job share it). tests/integration/test_query.py checks the result equals wire.metric_record row for row."""
+def _records(rows: list[tuple], metric: dict) -> list[dict]:
+    """wire.metric_record for a page of reads.VALUE_FIELDS tuples, with each distinct `published` formatted once
+    (rows published by one job share it). tests/integration/test_query.py checks the result equals
+    wire.metric_record row for row."""
     name, unit = metric["name"], metric["unit"]
     published: dict = {}
     out = []
-    for r in rows:
-        when = published.get(r["published"])
+    for org_id, metric_id, session_id, value, device_id, invocation_id, start, end, by, at, group_key, *_ in rows:
+        when = published.get(at)
         if when is None:
-            when = published[r["published"]] = wire.iso(r["published"])
+            when = published[at] = wire.iso(at)
         out.append(
             {
-                "org_id": r["org_id"],
-                "metric_id": r["metric_id"],
+                "org_id": org_id,
+                "metric_id": metric_id,
                 "name": name,
-                "session_id": r["session_id"],
-                "min_timestamp_ns": r["session_start_ns"],
-                "max_timestamp_ns": r["session_end_ns"],
-                "session_start_time_ns": r["session_start_ns"],
-                "session_end_time_ns": r["session_end_ns"],
-                "value": r["value"],
-                "device_id": r["device_id"],
-                "invocation_id": r["invocation_id"],
-                "published_by": r["published_by"],
+                "session_id": session_id,
+                "min_timestamp_ns": start,
+                "max_timestamp_ns": end,
+                "session_start_time_ns": start,
+                "session_end_time_ns": end,
+                "value": value,
+                "device_id": device_id,
+                "invocation_id": invocation_id,
+                "published_by": by,
                 "published": when,
                 "unit": unit,
-                "group_key": r["group_key"],
+                "group_key": group_key,
             }
         )
     return out

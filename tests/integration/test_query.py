@@ -335,3 +335,20 @@ def test_records_rendered_by_postgres_match_wire_metric_record(tenant):
         got = post(c, body("render.check")).json()["data"]["items"]
     assert got == expected
     assert [g["value"] for g in got] == values
+
+
+def test_conditions_on_session_and_device_rows(seeded):
+    """session.created / session.modified / device.created read the sessions and devices tables."""
+    tenant, _ = seeded
+    tenant.session("ss_a")
+    tenant.session("ss_c")
+    tenant.device("robot01")
+    cases = [
+        ({"field": "session.created", "comparator": "IS_NOT_NULL"}, ["ss_a", "ss_c"]),
+        ({"field": "session.created", "comparator": "GREATER_THAN", "value": "2020-01-01T00:00:00Z"}, ["ss_a", "ss_c"]),
+        ({"field": "session.modified", "comparator": "LESS_THAN", "value": "2020-01-01T00:00:00Z"}, []),
+        ({"field": "device.created", "comparator": "IS_NOT_NULL"}, ["ss_a", "ss_d"]),
+    ]
+    with tenant.client() as c:
+        for condition, expected in cases:
+            assert sessions(post(c, body("cpu.usage_max", condition=condition))) == expected, condition
