@@ -224,3 +224,18 @@ def test_unknown_metric_is_404(seeded, other_tenant):
     tenant, _ = seeded
     assert agg(tenant, body("nope", "daily", "sum", 0, 1)).status_code == 404
     assert agg(other_tenant, body("cpu.usage_max", "daily", "sum", 0, 1)).status_code == 404
+
+
+@pytest.mark.parametrize(("period", "start", "end"), [("daily", 0, 2**63 - 1), ("yearly", -(2**63), 2**63 - 1)])
+def test_extreme_windows_answer(seeded, period, start, end):
+    tenant, _ = seeded
+    resp = agg(tenant, body("cpu.usage_max", period, "count", start, end))
+    assert sum(b[2] for b in buckets(resp)) == 5
+
+
+def test_out_of_range_bounds_are_400(seeded):
+    tenant, _ = seeded
+    assert agg(tenant, body("cpu.usage_max", "daily", "count", 0, 2**63)).status_code == 400
+    with tenant.client() as c:
+        resp = c.post("/v1/metrics/query", json={"name": "cpu.usage_max", "start_time_ns": -(2**64)})
+    assert resp.status_code == 400

@@ -8,10 +8,17 @@ import math
 from collections import defaultdict
 from zoneinfo import ZoneInfo
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from tests.integration.test_query_properties import DEVICES, INVOCATIONS, instant_near_boundary, subset_filter
+from tests.integration.test_query_properties import (
+    DEVICES,
+    INVOCATIONS,
+    rows_around,
+    subset_filter,
+    window_lengths,
+    window_starts,
+)
 from tests.support.metric_rows import Row, define, insert
 from tests.unit.test_periods import ref_bounds
 
@@ -64,21 +71,12 @@ def reference(rows: list[Row], q: dict) -> list[tuple]:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(
-    raw_rows=st.lists(
-        st.tuples(
-            instant_near_boundary(),
-            st.integers(min_value=0, max_value=72 * H),
-            st.integers(min_value=-400, max_value=400).map(lambda q: q / 4),
-            st.sampled_from(DEVICES),
-            st.sampled_from(INVOCATIONS),
-        ),
-        max_size=30,
-    ),
+    data=st.data(),
     period=st.sampled_from(["daily", "weekly", "monthly", "quarterly", "yearly"]),
     aggregation=st.sampled_from(["sum", "mean", "max", "min", "count"]),
     time_filter=st.sampled_from(["start_time", "end_time"]),
-    start=instant_near_boundary(),
-    length=st.one_of(st.just(0), st.integers(min_value=-H, max_value=800 * 24 * H)),
+    start=window_starts,
+    length=window_lengths,
     zone=st.sampled_from(["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney"]),
     week_start=st.sampled_from(WEEKDAYS),
     widen=st.booleans(),
@@ -88,7 +86,7 @@ def reference(rows: list[Row], q: dict) -> list[tuple]:
 )
 def test_aggregate_matches_reference(
     tenant,
-    raw_rows,
+    data,
     period,
     aggregation,
     time_filter,
@@ -102,8 +100,9 @@ def test_aggregate_matches_reference(
     group_by,
 ):
     name = f"prop.agg.{next(_names)}"
+    raw_rows = data.draw(rows_around(start))
     metric_id = define(tenant, name)
-    rows = [Row(f"ss_{i:03d}", v, s, s + dur, d, inv) for i, (s, dur, v, d, inv) in enumerate(raw_rows)]
+    rows = [Row(f"ss_{i:03d}", v, s, s + dur, d, inv) for i, (s, dur, v, d, inv, _) in enumerate(raw_rows)]
     insert(tenant, metric_id, rows)
     q = {
         "name": name,
@@ -131,3 +130,8 @@ def test_aggregate_matches_reference(
     assert [g[:3] + g[4:] for g in got] == [e[:3] + e[4:] for e in expected]
     for g, e in zip(got, expected, strict=True):
         assert math.isclose(g[3], e[3], rel_tol=1e-12, abs_tol=1e-12), (g, e)
+    event(f"buckets: {'0' if not got else '1-3' if len(got) <= 3 else '>3'}")
+    in_window = sum(
+        1 for r in rows if start <= (r.end_ns if time_filter == "end_time" else r.start_ns) < start + length
+    )
+    event(f"margin rows: {'yes' if sum(e[2] for e in expected) > in_window else 'no'}")
