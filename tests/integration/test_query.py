@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 
 from tests.support.metric_rows import Row, define, insert
@@ -352,3 +353,26 @@ def test_conditions_on_session_and_device_rows(seeded):
     with tenant.client() as c:
         for condition, expected in cases:
             assert sessions(post(c, body("cpu.usage_max", condition=condition))) == expected, condition
+
+
+def test_resource_owner_header_picks_the_org(seeded, other_tenant):
+    tenant, _ = seeded
+    # A token of the other org that may also act for the tenant's org reads it through the owner header.
+    token = other_tenant.token_for("multi@example.com", orgs=(tenant.org_id,))
+    with httpx.Client(base_url=tenant.api_url, headers={"Authorization": f"Bearer {token}"}) as c:
+        assert post(c, body("cpu.usage_max")).status_code == 404  # its own org has no such metric
+        c.headers["X-Roboto-Resource-Owner-Id"] = tenant.org_id
+        assert sessions(post(c, body("cpu.usage_max"))) == ["ss_a", "ss_b", "ss_c", "ss_d"]
+        agg = c.post(
+            "/v1/metrics/aggregate",
+            json={
+                "name": "cpu.usage_max",
+                "period": "yearly",
+                "aggregation": "count",
+                "start_time_ns": 0,
+                "end_time_ns": T0 + 100 * S,
+            },
+        )
+        assert agg.status_code == 200 and agg.json()["data"]["records"][0]["total"] == 4
+    with tenant.client(**{"X-Roboto-Resource-Owner-Id": other_tenant.org_id}) as c:
+        assert post(c, body("cpu.usage_max")).status_code == 404  # not an org this token may read
