@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -204,7 +204,7 @@ SORT_KEYS = {
     "device_id": "v.device_id",
     "session_id": "v.session_id",
     "invocation_id": "v.invocation_id",
-    "group_key": "group_key",
+    "group_key": None,  # the group_by expression
 }
 NULLABLE_SORT_KEYS = {"device_id", "invocation_id", "group_key"}
 
@@ -227,7 +227,6 @@ class QueryPage:
     total_count: int
     total_groups: int | None = None
     groups_truncated: bool = False
-    extra: dict = field(default_factory=dict)
 
 
 def parse_sort(sort_by: object, descending: object, grouped: bool) -> tuple[str, bool]:
