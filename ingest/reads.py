@@ -27,13 +27,12 @@ MAX_GROUPS = 100
 TIME_COLUMNS = {"start_time": "session_start_ns", "end_time": "session_end_ns"}
 AGGREGATIONS = {"sum": "sum", "mean": "avg", "max": "max", "min": "min", "count": "count"}
 GROUP_FIELDS = {"device.device_id": "v.device_id", "devices.device_id": "v.device_id", "device.id": "v.device_id"}
+# A page holds one metric of one org: org_id and metric_id come from the definition, not from each row.
 VALUE_COLUMNS = (
-    "v.org_id, v.metric_id, v.session_id, v.value, v.device_id, v.invocation_id, "
-    "v.session_start_ns, v.session_end_ns, v.published_by, v.published"
+    "v.session_id, v.value, v.device_id, v.invocation_id, v.session_start_ns, v.session_end_ns, v.published_by, "
+    "v.published"
 )
 VALUE_FIELDS = (
-    "org_id",
-    "metric_id",
     "session_id",
     "value",
     "device_id",
@@ -116,7 +115,7 @@ def metric_name(body: dict) -> str:
 
 def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
     row = conn.execute(
-        text("SELECT metric_id, name, unit FROM metric_definitions WHERE org_id = :o AND name = :n"),
+        text("SELECT org_id, metric_id, name, unit FROM metric_definitions WHERE org_id = :o AND name = :n"),
         {"o": org_id, "n": name},
     ).first()
     if row is None:
@@ -358,7 +357,7 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
         rows = rows[: spec.limit]
         last = rows[-1]
         key = last[-1].isoformat() if isinstance(last[-1], datetime) else last[-1]
-        next_position = {"k": key, "s": last[2], "n": now_ns, "c": total_count}
+        next_position = {"k": key, "s": last[0], "n": now_ns, "c": total_count}
     items = rows  # tuples in VALUE_FIELDS order (plus the sort key): no per-row dict for a 10,000-row page
     return QueryPage(items, next_position, total_count, groups.total, groups.truncated)
 

@@ -116,10 +116,10 @@ def _records(rows: list[tuple], metric: dict) -> list[dict]:
     """wire.metric_record for a page of reads.VALUE_FIELDS tuples, with each distinct `published` formatted once
     (rows published by one job share it). tests/integration/test_query.py checks the result equals
     wire.metric_record row for row."""
-    name, unit = metric["name"], metric["unit"]
+    org_id, metric_id, name, unit = metric["org_id"], metric["metric_id"], metric["name"], metric["unit"]
     published: dict = {}
     out = []
-    for org_id, metric_id, session_id, value, device_id, invocation_id, start, end, by, at, group_key, *_ in rows:
+    for session_id, value, device_id, invocation_id, start, end, by, at, group_key, *_ in rows:
         when = published.get(at)
         if when is None:
             when = published[at] = wire.iso(at)
