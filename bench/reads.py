@@ -20,6 +20,7 @@ import argparse
 import http.client
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -225,6 +226,7 @@ def run(rows: int, repeat: int, seed: int) -> dict:
         if stack is not None:
             stack.stop()
         servers.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
