@@ -102,6 +102,9 @@ def _finite_or_none(value: float | int) -> float | None:
     return f if math.isfinite(f) else None
 
 
+BLANK = " \t\r\n\f\v"  # what makes a line blank; str.strip() would also drop \x1c-\x1f and \x85
+
+
 def _text(raw: bytes) -> str:
     return raw.decode("utf-8", errors="replace").rstrip("\r\n")
 
@@ -112,7 +115,7 @@ def read_ndjson(fh: BinaryIO) -> Iterator[Record]:
     for lineno, raw in enumerate(fh, start=1):
         if lineno == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
-        if not raw.strip():
+        if not raw.strip(BLANK.encode()):
             continue
         yield from _ndjson_line(lineno, raw)
 
@@ -195,8 +198,8 @@ def read_csv(fh: BinaryIO) -> Iterator[Record]:
             yield LineError(lineno, "line is not valid UTF-8 text", _text(raw))
             continue
         line = line.rstrip("\r\n")
-        if not line.strip():
-            continue  # a blank line
+        if not line.strip(BLANK):
+            continue  # a blank line (control characters such as \x1c are content, reported, not skipped)
         if "\x00" in line:
             yield LineError(lineno, "line contains a NUL character", line.replace("\x00", "\ufffd"))
             continue
