@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,6 +35,15 @@ def data(payload: Any) -> dict:
 
 def page(items: list, next_token: str | None, **extra: Any) -> dict:
     return {"data": {"items": items, "next_token": next_token, **extra}}
+
+
+def keyset_page(rows: list, limit: int, position: Callable[[Any], dict], bound_to: str, render: Callable) -> dict:
+    """A page from `limit + 1` fetched rows: the extra row only says that another page exists."""
+    next_token = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_token = encode_page_token(position(rows[-1]), bound_to=bound_to)
+    return page([render(r) for r in rows], next_token)
 
 
 def definition_record(row: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
+from ingest.db import one_row
 from ingest.errors import Conflict, InvalidRequest, NotFound
 
 SESSION_COLUMNS = (
@@ -25,26 +26,22 @@ def list_orgs(conn: Connection) -> list[dict]:
 
 
 def create_device(conn: Connection, org_id: str, device_id: str) -> dict:
-    row = conn.execute(
-        text(
-            "INSERT INTO devices (org_id, device_id) VALUES (:o, :d) ON CONFLICT DO NOTHING "
-            "RETURNING org_id, device_id, created"
-        ),
+    return one_row(
+        conn,
+        "INSERT INTO devices (org_id, device_id) VALUES (:o, :d) ON CONFLICT DO NOTHING "
+        "RETURNING org_id, device_id, created",
         {"o": org_id, "d": device_id},
-    ).first()
-    if row is None:
-        raise Conflict(f"Device '{device_id}' already exists")
-    return dict(row._mapping)
+        Conflict(f"Device '{device_id}' already exists"),
+    )
 
 
 def get_device(conn: Connection, org_id: str, device_id: str) -> dict:
-    row = conn.execute(
-        text("SELECT org_id, device_id, created FROM devices WHERE org_id = :o AND device_id = :d"),
+    return one_row(
+        conn,
+        "SELECT org_id, device_id, created FROM devices WHERE org_id = :o AND device_id = :d",
         {"o": org_id, "d": device_id},
-    ).first()
-    if row is None:
-        raise NotFound(f"Device '{device_id}' not found")
-    return dict(row._mapping)
+        NotFound(f"Device '{device_id}' not found"),
+    )
 
 
 def _check_window(start_ns: int, end_ns: int) -> None:
@@ -93,13 +90,12 @@ def create_session(
 
 
 def get_session(conn: Connection, org_id: str, session_id: str) -> dict:
-    row = conn.execute(
-        text(f"SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.org_id = :o AND s.session_id = :s"),
+    return one_row(
+        conn,
+        f"SELECT {SESSION_COLUMNS} FROM sessions s WHERE s.org_id = :o AND s.session_id = :s",
         {"o": org_id, "s": session_id},
-    ).first()
-    if row is None:
-        raise NotFound(f"Session '{session_id}' not found")
-    return dict(row._mapping)
+        NotFound(f"Session '{session_id}' not found"),
+    )
 
 
 def update_session(

@@ -83,3 +83,11 @@ def schema_head() -> str:
 
 def schema_current(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def one_row(conn: Connection, sql: str, params: dict, missing: Exception) -> dict:
+    """The statement's single row as a dict; `missing` is raised when there is none (a 404 or 409)."""
+    row = conn.execute(text(sql), params).first()
+    if row is None:
+        raise missing
+    return dict(row._mapping)

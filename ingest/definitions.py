@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import ids
+from ingest.db import one_row
 from ingest.errors import Conflict, InvalidRequest, NotFound
 
 NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
@@ -62,13 +63,12 @@ def create_definition(
 
 
 def get_definition(conn: Connection, org_id: str, name: str) -> dict:
-    row = conn.execute(
-        text(f"SELECT {DEFINITION_COLUMNS} FROM metric_definitions WHERE org_id = :o AND name = :n"),
+    return one_row(
+        conn,
+        f"SELECT {DEFINITION_COLUMNS} FROM metric_definitions WHERE org_id = :o AND name = :n",
         {"o": org_id, "n": name},
-    ).first()
-    if row is None:
-        raise NotFound(f"Metric definition '{name}' not found")
-    return dict(row._mapping)
+        NotFound(f"Metric definition '{name}' not found"),
+    )
 
 
 def list_definitions(conn: Connection, org_id: str, after_name: str | None, limit: int) -> list[dict]:

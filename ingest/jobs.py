@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import counters, ids
+from ingest.db import one_row
 from ingest.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests
 from ingest.payload import PublishRequest, encode_chunk
 
@@ -175,12 +176,12 @@ def _insert_chunks(
 
 
 def get_job(conn: Connection, org_id: str, job_id: str) -> dict:
-    row = conn.execute(
-        text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = :j AND org_id = :o"), {"j": job_id, "o": org_id}
-    ).first()
-    if row is None:
-        raise NotFound(f"Job '{job_id}' not found")
-    return dict(row._mapping)
+    return one_row(
+        conn,
+        f"SELECT {JOB_COLUMNS} FROM jobs WHERE job_id = :j AND org_id = :o",
+        {"j": job_id, "o": org_id},
+        NotFound(f"Job '{job_id}' not found"),
+    )
 
 
 def list_jobs(conn: Connection, org_id: str, after: tuple[str, str] | None, limit: int) -> list[dict]:

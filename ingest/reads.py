@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import periods
 from ingest.conditions import Compiled, compile_condition
+from ingest.db import one_row
 from ingest.errors import IllegalArgument, InvalidRequest, NotFound
 
 ANY: Any = type("AnyValue", (), {"__repr__": lambda self: "ANY"})()
@@ -114,13 +115,12 @@ def metric_name(body: dict) -> str:
 
 
 def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
-    row = conn.execute(
-        text("SELECT org_id, metric_id, name, unit FROM metric_definitions WHERE org_id = :o AND name = :n"),
+    return one_row(
+        conn,
+        "SELECT org_id, metric_id, name, unit FROM metric_definitions WHERE org_id = :o AND name = :n",
         {"o": org_id, "n": name},
-    ).first()
-    if row is None:
-        raise NotFound(f"Metric '{name}' not found")
-    return dict(row._mapping)
+        NotFound(f"Metric '{name}' not found"),
+    )
 
 
 def window_ns(value: object, field_name: str, default: int | None) -> int:

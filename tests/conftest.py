@@ -37,6 +37,26 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 
 
 @pytest.fixture
+def make_stack(servers: Servers, tmp_path: Path) -> Iterator:
+    """A service of the test's own (fresh database, own Redis db) with settings: `make_stack(CHUNK_ITEMS=500)`
+    sets METRICS_INGEST_CHUNK_ITEMS. The API is started; workers are the test's to start. Stopped afterwards."""
+    made: list[Stack] = []
+
+    def make(**settings: object) -> Stack:
+        log_dir = tmp_path / f"stack{len(made)}"
+        log_dir.mkdir()
+        env = {f"METRICS_INGEST_{k}": str(v) for k, v in settings.items()}
+        running = Stack(servers.new_database(), servers.new_broker(), log_dir, extra_env=env)
+        made.append(running)
+        running.start_api()
+        return running
+
+    yield make
+    for running in made:
+        running.stop()
+
+
+@pytest.fixture
 def tenant(stack: Stack) -> Tenant:
     return new_tenant(stack.database_url, stack.url)
 

@@ -61,11 +61,7 @@ def list_definitions(
             if not isinstance(after, str):
                 raise InvalidRequest("page_token is not a valid page token")
         rows = definitions.list_definitions(c.conn, c.org_id, after, limit)
-    next_token = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        next_token = wire.encode_page_token({"after": rows[-1]["name"]}, bound_to=c.org_id)
-    return wire.page([wire.definition_record(r) for r in rows], next_token)
+    return wire.keyset_page(rows, limit, lambda r: {"after": r["name"]}, c.org_id, wire.definition_record)
 
 
 @router.get("/v1/metrics/definition/{name:path}")

@@ -98,14 +98,13 @@ def list_jobs(
                 raise InvalidRequest("page_token is not a valid page token")
             after = (pos["c"], pos["j"])
         rows = jobs.list_jobs(c.conn, c.org_id, after, max_results)
-    next_token = None
-    if len(rows) > max_results:
-        rows = rows[:max_results]
-        last = rows[-1]
-        next_token = wire.encode_page_token(
-            {"c": last["created"].isoformat(), "j": last["job_id"]}, bound_to="jobs:" + c.org_id
-        )
-    return wire.page([wire.job_record(r) for r in rows], next_token)
+    return wire.keyset_page(
+        rows,
+        max_results,
+        lambda r: {"c": r["created"].isoformat(), "j": r["job_id"]},
+        "jobs:" + c.org_id,
+        wire.job_record,
+    )
 
 
 @router.get("/v1/metrics/jobs/{job_id}")

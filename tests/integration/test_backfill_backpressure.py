@@ -11,21 +11,12 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_backfill import finished_line
-from tests.support.stack import Stack
 from tests.support.tenant import new_tenant
 
 
 @pytest.fixture
-def small_backlog_stack(servers, tmp_path_factory):
-    stack = Stack(
-        servers.new_database(),
-        servers.new_broker(),
-        tmp_path_factory.mktemp("backlog"),
-        extra_env={"METRICS_INGEST_MAX_BACKLOG_ITEMS": "3000"},
-    )
-    stack.start_api()  # no worker yet: the backlog can only grow
-    yield stack
-    stack.stop()
+def small_backlog_stack(make_stack):
+    return make_stack(MAX_BACKLOG_ITEMS=3000)  # no worker yet: the backlog can only grow
 
 
 @pytest.mark.slow

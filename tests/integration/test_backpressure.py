@@ -9,21 +9,12 @@ import time
 import pytest
 
 from tests.integration.test_jobs_api import wait_done
-from tests.support.stack import Stack
 from tests.support.tenant import new_tenant
 
 
 @pytest.fixture
-def workerless_stack(servers, tmp_path):
-    stack = Stack(
-        servers.new_database(),
-        servers.new_broker(),
-        tmp_path,
-        extra_env={"METRICS_INGEST_PUBLISH_WAIT_S": "1.5", "METRICS_INGEST_MAX_BACKLOG_ITEMS": "10"},
-    )
-    stack.start_api()
-    yield stack
-    stack.stop()
+def workerless_stack(make_stack):
+    return make_stack(PUBLISH_WAIT_S=1.5, MAX_BACKLOG_ITEMS=10)
 
 
 def test_publish_without_worker_is_503_then_completes(workerless_stack):
@@ -72,11 +63,8 @@ def _length(reply: bytes) -> int:
 
 
 @pytest.mark.slow
-def test_interactive_publish_is_not_starved_by_a_bulk_job(servers, tmp_path):
-    stack = Stack(
-        servers.new_database(), servers.new_broker(), tmp_path, extra_env={"METRICS_INGEST_CHUNK_ITEMS": "500"}
-    )
-    stack.start_api()
+def test_interactive_publish_is_not_starved_by_a_bulk_job(make_stack):
+    stack = make_stack(CHUNK_ITEMS=500)
     stack.start_worker("bulk,interactive", concurrency=1)
     try:
         tenant = new_tenant(stack.database_url, stack.url)

@@ -9,20 +9,15 @@ import pytest
 import redis
 
 from tests.integration.test_jobs_api import wait_done
-from tests.support.stack import Stack, stop_process
+from tests.support.stack import stop_process
 from tests.support.tenant import new_tenant
 
 SESSIONS, NAMES = 200, 40  # 8,000 items in 1,000-item chunks
 
 
 @pytest.fixture
-def private_stack(servers, tmp_path):
-    stack = Stack(
-        servers.new_database(), servers.new_broker(), tmp_path, extra_env={"METRICS_INGEST_CHUNK_ITEMS": "1000"}
-    )
-    stack.start_api()
-    yield stack
-    stack.stop()
+def private_stack(make_stack):
+    return make_stack(CHUNK_ITEMS=1000)
 
 
 def submit_big_job(tenant) -> tuple[str, list[str]]:

@@ -9,19 +9,12 @@ import pytest
 
 from ingest.config import to_libpq_url
 from tests.integration.test_jobs_api import wait_done
-from tests.support.stack import Stack
 from tests.support.tenant import new_tenant
 
 
 @pytest.mark.slow
-def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(servers, tmp_path):
-    stack = Stack(
-        servers.new_database(),
-        servers.new_broker(),
-        tmp_path,
-        extra_env={"METRICS_INGEST_DB_LOCK_TIMEOUT_MS": "200", "METRICS_INGEST_TASK_MAX_RETRIES": "2"},
-    )
-    stack.start_api()
+def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(make_stack):
+    stack = make_stack(DB_LOCK_TIMEOUT_MS=200, TASK_MAX_RETRIES=2)
     stack.start_worker(concurrency=1)
     release = threading.Event()
     locked = threading.Event()
