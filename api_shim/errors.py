@@ -4,11 +4,13 @@ FastAPI's own 422/404/405/500 bodies never reach a client."""
 
 from __future__ import annotations
 
+import psycopg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.errors import DomainError, InvalidRequest, NotFound, ServiceUnavailable
@@ -48,19 +50,40 @@ def install_error_handlers(app: FastAPI) -> None:
             return envelope_response(InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}"))
         return envelope_response(InvalidRequest(str(exc.detail)))
 
+    def _unavailable(exc: Exception, message: str) -> JSONResponse:
+        orig = getattr(exc, "orig", None) or exc
+        log.warning("database.unavailable", error_type=type(orig).__name__, error=(str(orig) or "").split("\n")[0])
+        return envelope_response(ServiceUnavailable(message, headers={"Retry-After": "5"}))
+
+    # The server is gone: connect refused, connection dropped mid-request (OperationalError, or InterfaceError
+    # "the connection is closed" on a pooled connection), or no pooled connection free in time.
     @app.exception_handler(OperationalError)
     async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        log.warning("database.unavailable", error=str(exc.orig).splitlines()[0] if exc.orig else str(exc))
-        return envelope_response(
-            ServiceUnavailable("The database is unavailable; retry shortly", headers={"Retry-After": "5"})
-        )
+        return _unavailable(exc, "The database is unavailable; retry shortly")
+
+    @app.exception_handler(InterfaceError)
+    async def _db_interface(_: Request, exc: InterfaceError) -> JSONResponse:
+        return _unavailable(exc, "The database connection was lost; retry shortly")
+
+    @app.exception_handler(PoolTimeout)
+    async def _db_pool(_: Request, exc: PoolTimeout) -> JSONResponse:
+        return _unavailable(exc, "The database is busy or unavailable; retry shortly")
+
+    # Raw psycopg (the LISTEN connection, direct reads) fails the same ways without SQLAlchemy's wrapper.
+    @app.exception_handler(psycopg.OperationalError)
+    async def _pg_down(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
+        return _unavailable(exc, "The database is unavailable; retry shortly")
+
+    @app.exception_handler(psycopg.InterfaceError)
+    async def _pg_interface(_: Request, exc: psycopg.InterfaceError) -> JSONResponse:
+        return _unavailable(exc, "The database connection was lost; retry shortly")
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated:
-            return envelope_response(
-                ServiceUnavailable("The database connection was lost; retry shortly", headers={"Retry-After": "5"})
-            )
+        if exc.connection_invalidated or isinstance(
+            exc.orig, psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.AdminShutdown
+        ):
+            return _unavailable(exc, "The database connection was lost; retry shortly")
         log.exception("database.error")
         return JSONResponse(
             {"error": {"error_code": "RobotoServiceException", "message": "Internal database error"}},
