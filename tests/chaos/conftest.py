@@ -1,0 +1,73 @@
+"""Chaos scenarios: each builds its own stack on a database and broker of its own; those that break a server
+start their own embedded one, so the shared servers are never disturbed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from ingest.db import migrate
+from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.support.servers import Servers
+from tests.support.stack import Stack
+
+
+@pytest.fixture
+def own_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
+    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
+    pg.data_dir.mkdir(parents=True)
+    pg.start()
+    migrate(pg.url)
+    yield pg
+    pg.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    redis = EmbeddedRedis(tmp_path / "redis", free_port())
+    redis.data_dir.mkdir(parents=True)
+    redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def make_stack(tmp_path: Path) -> Iterator:
+    """Build stacks that are stopped at the end of the test whatever happens."""
+    made: list[Stack] = []
+
+    def make(database_url: str, broker_url: str, **env: str) -> Stack:
+        log_dir = tmp_path / f"stack{len(made)}"
+        log_dir.mkdir()
+        stack = Stack(database_url, broker_url, log_dir, extra_env=dict(env))
+        made.append(stack)
+        return stack
+
+    yield make
+    for stack in made:
+        stack.stop()
+
+
+@pytest.fixture
+def fresh(servers: Servers) -> tuple[str, str]:
+    """A database and a broker index of their own on the shared servers."""
+    return servers.new_database(), servers.new_broker()
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
+    """Poll `predicate` until it returns a truthy value; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            found = predicate()
+        except (psycopg.Error, OSError):
+            found = None
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
