@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import anyio.to_thread
 from fastapi import FastAPI
 
+from api_shim.body_guard import BodyGuard
 from api_shim.errors import install_error_handlers
 from api_shim.middleware import ObservabilityMiddleware
 from api_shim.routes import catalog, definitions, health, jobs, metrics, ops, reads
@@ -40,6 +41,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(BodyGuard)  # inner: limits apply inside the observed request
     app.add_middleware(ObservabilityMiddleware)
     app.include_router(health.router)
     app.include_router(ops.router)

@@ -44,6 +44,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, DomainError):  # raised while FastAPI read the body (limits, stalls)
+            return envelope_response(exc.__cause__)
         if exc.status_code == 404:
             return envelope_response(NotFound(f"No route for {request.method} {request.url.path}"))
         if exc.status_code == 405:

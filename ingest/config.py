@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     max_backlog_items: int = Field(5_000_000, ge=1)
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_ndjson_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
+    body_read_timeout_s: float = Field(30.0, gt=0)  # an upload sending no data this long is cut off (400)
     max_entries_per_request: int = Field(25_000, ge=1)
     max_requests_per_job: int = Field(200_000, ge=1)
     max_items_per_job: int = Field(2_000_000, ge=1)

@@ -1,0 +1,84 @@
+"""Every request body is bounded before any route sees it: a declared Content-Length over the limit is refused
+without reading a byte, a body that grows past the limit while streaming is refused as soon as it does, and an
+upload that stalls (no data for `body_read_timeout_s`) is cut off, so a slow client cannot tie up the API.
+
+NDJSON job uploads have their own, larger limit; every other body has `max_body_bytes`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ingest.config import Settings, get_settings
+from ingest.errors import InvalidRequest, PayloadTooLarge
+
+NDJSON_TYPES = (b"application/x-ndjson", b"application/ndjson", b"application/jsonl")
+JOBS_PATH = "/v1/metrics/jobs"
+
+
+class BodyStalled(InvalidRequest):
+    pass
+
+
+def body_limit(scope: Scope, settings: Settings) -> tuple[int, str]:
+    """The byte limit for this request and the setting that holds it."""
+    headers = dict(scope.get("headers") or [])
+    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+    if scope.get("path") == JOBS_PATH and content_type in NDJSON_TYPES:
+        return settings.max_ndjson_bytes, "METRICS_INGEST_MAX_NDJSON_BYTES"
+    return settings.max_body_bytes, "METRICS_INGEST_MAX_BODY_BYTES"
+
+
+class BodyGuard:
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        settings = get_settings()
+        limit, setting = body_limit(scope, settings)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            err = PayloadTooLarge(
+                f"Request body of {int(declared)} bytes is over the limit of {limit} bytes ({setting})"
+            )
+            await _send_error(send, err)
+            return
+        timeout = settings.body_read_timeout_s
+        received = 0
+
+        async def guarded_receive() -> Message:
+            nonlocal received
+            try:
+                message = await asyncio.wait_for(receive(), timeout)
+            except TimeoutError:
+                raise BodyStalled(
+                    f"Request body stalled: no data for {timeout:g} s (METRICS_INGEST_BODY_READ_TIMEOUT_S)"
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes ({setting})")
+            return message
+
+        await self.app(scope, guarded_receive, send)
+
+
+async def _send_error(send: Send, err: PayloadTooLarge | InvalidRequest) -> None:
+    body = json.dumps(err.envelope()).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": err.status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"connection", b"close"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
