@@ -88,7 +88,12 @@ def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRe
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise InvalidRequest(f"{where}.metrics[{i}].value must be a number or null")
-            value = float(value) if math.isfinite(value) else None
+            try:
+                value = float(value)
+            except OverflowError:  # an integer beyond the float range: not finite, that entry fails
+                value = None
+            if value is not None and not math.isfinite(value):
+                value = None
         entries.append((name, value))
     return PublishRequest(session_id, device, entries)
 
