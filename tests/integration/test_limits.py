@@ -195,3 +195,15 @@ def test_max_results_over_the_limit(org: Tenant, path: str, limit: int):
     with org.client() as client:
         resp = client.get(path, params={"max_results": limit + 1})
     assert_envelope(resp, 400, "RobotoInvalidRequestException", "max_results", str(limit))
+
+
+def test_numbers_beyond_the_float_range_fail_that_entry_alone(org: Tenant):
+    body = (
+        '{"session_id": "%s", "device_id": null, '
+        '"metrics": [{"name": "big", "value": 1%s}, {"name": "ok", "value": 1}]}'
+    )
+    with org.client(**{"Content-Type": "application/json"}) as client:
+        resp = client.post("/v1/metrics", content=body % (org.session(), "0" * 400))
+    assert resp.status_code == 200, resp.text
+    assert [r["name"] for r in resp.json()["data"]["succeeded"]] == ["ok"]
+    assert [f["name"] for f in resp.json()["data"]["failed"]] == ["big"]
