@@ -9,7 +9,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -79,6 +79,16 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(psycopg.InterfaceError)
     async def _pg_interface(_: Request, exc: psycopg.InterfaceError) -> JSONResponse:
         return _unavailable(exc, "The database connection was lost; retry shortly")
+
+    # Values PostgreSQL cannot store (a NUL in text, a number out of range) come from the request: a 400.
+    @app.exception_handler(DataError)
+    async def _db_data(_: Request, exc: DataError) -> JSONResponse:
+        reason = (str(exc.orig) or "invalid value").split("\n")[0]
+        return envelope_response(InvalidRequest(f"A value in the request cannot be stored: {reason}"))
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return envelope_response(InvalidRequest("A value in the request is not valid Unicode (lone surrogate)"))
 
     @app.exception_handler(DBAPIError)
     async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:

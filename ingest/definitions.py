@@ -11,6 +11,7 @@ from sqlalchemy.engine import Connection
 from ingest import ids
 from ingest.db import one_row
 from ingest.errors import Conflict, InvalidRequest, NotFound
+from ingest.payload import text_problem
 
 NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
 MAX_UNIT_LENGTH = 63
@@ -26,7 +27,9 @@ def name_problem(name: str, max_length: int) -> str | None:
     if len(name) > max_length:
         return f"Metric name is longer than {max_length} characters"
     if NAME_RE.fullmatch(name) is None:
-        return f"Metric name '{name}' contains characters outside [A-Za-z0-9-._~]"
+        # The message is stored (job outcomes, jsonb): show a name PostgreSQL cannot store escaped.
+        shown = name if text_problem(name) is None else ascii(name)[1:-1]
+        return f"Metric name '{shown}' contains characters outside [A-Za-z0-9-._~]"
     return None
 
 

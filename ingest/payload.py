@@ -47,6 +47,17 @@ class PublishRequest:
         return cls(doc["s"], doc.get("d", DEVICE_NOT_SET), [(n, v) for n, v in doc["m"]])
 
 
+def text_problem(value: str) -> str | None:
+    """Why a string cannot be stored as PostgreSQL text (NUL bytes, lone surrogates), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode (lone surrogate)"
+    return None
+
+
 def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRequest:
     """Check one PublishMetricsRequest's shape; raise InvalidRequest naming the offending field."""
     if not isinstance(obj, dict):
@@ -56,6 +67,8 @@ def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRe
         raise InvalidRequest(f"{where}.session_id must be a non-empty string")
     if len(session_id) > limits.max_id_length:
         raise InvalidRequest(f"{where}.session_id is longer than {limits.max_id_length} characters")
+    if problem := text_problem(session_id):
+        raise InvalidRequest(f"{where}.session_id {problem}")
     device: Any = DEVICE_NOT_SET
     if "device_id" in obj:
         raw = obj["device_id"]
@@ -65,6 +78,8 @@ def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRe
         elif raw is None or isinstance(raw, str):
             if isinstance(raw, str) and not (0 < len(raw) <= limits.max_id_length):
                 raise InvalidRequest(f"{where}.device_id must be 1 to {limits.max_id_length} characters")
+            if isinstance(raw, str) and (problem := text_problem(raw)):
+                raise InvalidRequest(f"{where}.device_id {problem}")
             device = raw
         else:
             raise InvalidRequest(f"{where}.device_id must be a string, null or {{}} (not set)")
@@ -84,6 +99,9 @@ def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRe
             raise InvalidRequest(f"{where}.metrics[{i}].name must be a string")
         if len(name) > 4 * limits.max_name_length:  # gross abuse is a shape error; the rest is per entry
             raise InvalidRequest(f"{where}.metrics[{i}].name is far longer than {limits.max_name_length} characters")
+        if not name.isascii() and text_problem(name) == "is not valid Unicode (lone surrogate)":
+            # not even representable in the JSON answer; the other bad names fail their entry alone
+            raise InvalidRequest(f"{where}.metrics[{i}].name is not valid Unicode (lone surrogate)")
         value = entry.get("value")
         if value is not None:
             if isinstance(value, bool) or not isinstance(value, int | float):
