@@ -246,6 +246,33 @@ EXTRA_ERRORS: dict[tuple[str, str], tuple[str, ...]] = {
 }
 
 
+READINESS = {
+    "type": "object",
+    "required": ["status"],
+    "properties": {"status": {"type": "string"}},
+    "description": "status ok, or the failed checks by name",
+}
+OPERATOR_ROUTES = ("/metrics", "/ops/status")  # 401 with the envelope when METRICS_INGEST_METRICS_TOKEN is set
+
+
+def describe_operations(doc: dict, error_ref: dict) -> None:
+    paths = doc.get("paths", {})
+    if "get" in paths.get("/readyz", {}):
+        responses = paths["/readyz"]["get"]["responses"]
+        for status in ("200", "503"):
+            responses[status] = {
+                "description": "Ready" if status == "200" else "Not ready: the body names the failed checks",
+                "content": {"application/json": {"schema": READINESS}},
+            }
+    if "get" in paths.get("/metrics", {}):
+        paths["/metrics"]["get"]["responses"]["200"]["content"] = {
+            "text/plain": {"schema": {"type": "string", "description": "Prometheus text exposition format"}}
+        }
+    for path in OPERATOR_ROUTES:
+        if "get" in paths.get(path, {}):
+            paths[path]["get"]["responses"]["401"] = {"description": ERROR_TEXT["401"], "content": error_ref}
+
+
 def describe_responses(doc: dict) -> dict:
     """Make the generated document truthful: success schemas, the error envelope for every error a route can
     answer, no 422 (validation errors are answered 400 with the envelope)."""
@@ -276,4 +303,5 @@ def describe_responses(doc: dict) -> dict:
                 codes.append("413")
             for code in sorted(set(codes)):
                 responses[code] = {"description": ERROR_TEXT[code], "content": error_ref}
+    describe_operations(doc, error_ref)
     return doc

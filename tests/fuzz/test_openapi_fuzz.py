@@ -44,7 +44,7 @@ schema = schemathesis.openapi.from_dict(DOCUMENT)
 
 def roboto_envelope(ctx, response, case) -> None:
     """Every error is exactly {"error": {"error_code", "message"}}, with a Roboto code."""
-    if response.status_code < 400:
+    if response.status_code < 400 or case.path == "/readyz":  # readiness answers its own documented report
         return None
     assert str(response.headers.get("content-type")).find("application/json") >= 0, (
         response.status_code,
@@ -73,12 +73,14 @@ def test_api_matches_its_document(case, stack: Stack, fuzz_tenant: Tenant):
         for name in list(case.headers):
             if name.lower() in ("x-roboto-org-id", "x-roboto-resource-owner-id"):
                 case.headers[name] = fuzz_tenant.org_id
+    # /readyz answers 503 (documented) while a check fails, e.g. before the first worker heartbeat.
+    server_errors = [] if case.path == "/readyz" else [not_a_server_error]
     case.call_and_validate(
         base_url=stack.url,
         headers=headers,
         timeout=60,
         checks=[
-            not_a_server_error,
+            *server_errors,
             status_code_conformance,
             content_type_conformance,
             response_schema_conformance,

@@ -61,7 +61,9 @@ def test_create_list_revoke_through_the_cli(stack: Stack, second_api: Stack, ten
         assert refused.json()["error"]["error_code"] == "RobotoUnauthorizedException"
     again = cli(stack, "token", "revoke", token_id)
     assert again.returncode == 1 and "already revoked" in again.stderr
-    assert "revoked" in cli(stack, "token", "list", "--org", tenant.org_id).stdout.lower()
+    (line,) = [x for x in cli(stack, "token", "list", "--org", tenant.org_id).stdout.splitlines() if token_id in x]
+    assert tenant.sql("SELECT revoked_at IS NOT NULL FROM api_tokens WHERE token_id = %s", token_id) == [(True,)]
+    assert line.rstrip().split("\t")[-1].startswith("20"), line  # the revoked column is filled in
 
 
 def test_expiry(stack: Stack, tenant: Tenant):
