@@ -52,6 +52,8 @@ def test_postgres_down_mid_job(own_pg, fresh, make_stack):
             assert_unavailable(client.post("/v1/metrics/jobs", json={"requests": small}))
             assert_unavailable(client.get("/v1/metrics/definitions/"))
         assert client.get("/healthz").status_code == 200  # liveness does not depend on the database
+        ready = client.get("/readyz")  # readiness says which check fails
+        assert ready.status_code == 503 and "database" in ready.json()["failed"], ready.text
         time.sleep(5)
         own_pg.start()
 
