@@ -287,6 +287,25 @@ def read_routes_exist(url: str, token: str) -> bool:
     return not (resp.status_code == 404 and "No route" in resp.text)
 
 
+def drain_and_count(service: Service, timeout_s: float = 180) -> dict:
+    """Wait for every accepted job to reach a terminal state, then count jobs and items from PostgreSQL."""
+    import psycopg
+
+    url = f"postgresql://postgres@127.0.0.1:{service.pg_port}/metrics_ingest"
+    query = (
+        "SELECT count(*), COALESCE(sum(total), 0), COALESCE(sum(succeeded), 0), COALESCE(sum(failed), 0), "
+        "count(*) FILTER (WHERE state NOT IN ('succeeded', 'completed_with_errors', 'failed')) FROM jobs"
+    )
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with psycopg.connect(url) as conn:
+            jobs, total, succeeded, failed, open_jobs = conn.execute(query).fetchone()
+        if open_jobs == 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    return {"jobs": jobs, "items": total, "succeeded": succeeded, "failed": failed, "jobs_not_finished": open_jobs}
+
+
 # -- report --------------------------------------------------------------------------------------------------
 def pct(values: list[float], p: float) -> float:
     if not values:
@@ -379,7 +398,12 @@ def markdown(summary: dict, args, duration_s: float, items: dict) -> str:
             f"| {role} | {r['start']} | {r['end']} | {r['max']} | {r['max_first_half']} | {r['max_second_half']} |"
         )
     errors = json.dumps(summary["errors"]) if summary["errors"] else "none"
-    out += ["", f"Items accepted and finished: {items}", f"5xx-class errors: {summary['five_xx']}", f"Errors: {errors}"]
+    out += [
+        "",
+        f"Jobs and items (after draining): {items}",
+        f"5xx-class errors: {summary['five_xx']}",
+        f"Errors: {errors}",
+    ]
     return "\n".join(out)
 
 
@@ -452,13 +476,7 @@ def main() -> None:
         stop.set()
         for t in threads:
             t.join(150)
-        with httpx.Client(base_url=service.url, headers=headers, timeout=60) as http:
-            jobs_page = http.get("/v1/metrics/jobs", params={"max_results": 1000}).json()["data"]["items"]
-        items = {
-            "jobs_seen": len(jobs_page),
-            "items_in_those_jobs": sum(j["counts"]["total"] for j in jobs_page),
-            "pending": sum(j["counts"]["pending"] for j in jobs_page),
-        }
+        items = drain_and_count(service)
     finally:
         stop.set()
         service.stop()
