@@ -13,6 +13,17 @@ from fastapi import Request
 from ingest.errors import InvalidRequest, PayloadTooLarge
 
 
+def setting_for(limit: int) -> str:
+    """The setting that holds `limit`, for the error message (docs/limits.md lists them)."""
+    from ingest.config import get_settings
+
+    return (
+        "METRICS_INGEST_MAX_NDJSON_BYTES"
+        if limit == get_settings().max_ndjson_bytes
+        else "METRICS_INGEST_MAX_BODY_BYTES"
+    )
+
+
 def check_declared_length(request: Request, limit: int) -> None:
     declared = request.headers.get("content-length")
     if declared is not None:
@@ -21,7 +32,9 @@ def check_declared_length(request: Request, limit: int) -> None:
         except ValueError:
             raise InvalidRequest("Content-Length is not a number") from None
         if size > limit:
-            raise PayloadTooLarge(f"Request body of {size} bytes is over the limit of {limit} bytes")
+            raise PayloadTooLarge(
+                f"Request body of {size} bytes is over the limit of {limit} bytes ({setting_for(limit)})"
+            )
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -30,7 +43,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     async for part in request.stream():
         size += len(part)
         if size > limit:
-            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes ({setting_for(limit)})")
         chunks.append(part)
     return b"".join(chunks)
 
@@ -56,7 +69,7 @@ async def spool_body(request: Request, limit: int) -> tuple[tempfile.SpooledTemp
         size += len(part)
         if size > limit:
             spool.close()
-            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes")
+            raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes ({setting_for(limit)})")
         digest.update(part)
         spool.write(part)
     spool.seek(0)

@@ -7,7 +7,6 @@ NDJSON job uploads have their own, larger limit; every other body has `max_body_
 from __future__ import annotations
 
 import asyncio
-import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -42,17 +41,20 @@ class BodyGuard:
         settings = get_settings()
         limit, setting = body_limit(scope, settings)
         declared = dict(scope.get("headers") or []).get(b"content-length")
+        too_large = None
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            err = PayloadTooLarge(
+            # Refused at the first attempt to read: not a byte of the body is received; the route's error
+            # handling answers 413 as for any other domain error.
+            too_large = PayloadTooLarge(
                 f"Request body of {int(declared)} bytes is over the limit of {limit} bytes ({setting})"
             )
-            await _send_error(send, err)
-            return
         timeout = settings.body_read_timeout_s
         received = 0
 
         async def guarded_receive() -> Message:
             nonlocal received
+            if too_large is not None:
+                raise too_large
             try:
                 message = await asyncio.wait_for(receive(), timeout)
             except TimeoutError:
@@ -66,19 +68,3 @@ class BodyGuard:
             return message
 
         await self.app(scope, guarded_receive, send)
-
-
-async def _send_error(send: Send, err: PayloadTooLarge | InvalidRequest) -> None:
-    body = json.dumps(err.envelope()).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": err.status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"connection", b"close"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
