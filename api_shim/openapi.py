@@ -209,7 +209,51 @@ def page_of(item: dict) -> dict:
     )
 
 
+QUERY_PAGE = data_of(
+    {
+        "type": "object",
+        "required": ["items", "next_token"],
+        "properties": {
+            "items": {"type": "array", "items": METRIC_RECORD},
+            "next_token": NULLABLE_STRING,
+            "total_count": {"type": ["integer", "null"]},
+            "total_groups": {"type": ["integer", "null"]},
+            "groups_truncated": {"type": ["boolean", "null"]},
+        },
+    }
+)
+AGGREGATE_RECORD = {
+    "type": "object",
+    "required": ["metric_id", "name", "period", "start_time", "end_time", "total", "value", "aggregation"],
+    "properties": {
+        "metric_id": {"type": "string"},
+        "name": {"type": "string"},
+        "period": {"type": "string"},
+        "start_time": {"type": "integer"},
+        "end_time": {"type": "integer"},
+        "total": {"type": "integer"},
+        "value": {"type": ["number", "null"]},
+        "unit": NULLABLE_STRING,
+        "aggregation": {"type": "string"},
+        "group_key": NULLABLE_STRING,
+    },
+}
+AGGREGATE_RESPONSE = data_of(
+    {
+        "type": "object",
+        "required": ["aggregation", "records"],
+        "properties": {
+            "aggregation": {"type": "string"},
+            "records": {"type": "array", "items": AGGREGATE_RECORD},
+            "total_groups": {"type": ["integer", "null"]},
+            "groups_truncated": {"type": ["boolean", "null"]},
+        },
+    }
+)
+
 SUCCESS: dict[tuple[str, str], dict] = {
+    ("post", "/v1/metrics/query"): QUERY_PAGE,
+    ("post", "/v1/metrics/aggregate"): AGGREGATE_RESPONSE,
     ("get", "/healthz"): {"type": "object", "required": ["status"], "properties": {"status": {"type": "string"}}},
     ("post", "/v1/metrics/definition/"): data_of(DEFINITION),
     ("get", "/v1/metrics/definitions/"): page_of(DEFINITION),
