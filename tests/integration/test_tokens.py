@@ -85,6 +85,14 @@ def test_expiry(stack: Stack, tenant: Tenant):
 
 # -- every route -----------------------------------------------------------------------------------------------
 BODIES = {
+    ("post", "/v1/metrics/query"): lambda ids: {"name": ids["name"]},
+    ("post", "/v1/metrics/aggregate"): lambda ids: {
+        "name": ids["name"],
+        "period": "daily",
+        "aggregation": "mean",
+        "start_time_ns": 0,
+        "end_time_ns": 2 * 10**18,
+    },
     ("post", "/v1/metrics/definition/"): lambda ids: {"name": ids["name"]},
     ("put", "/v1/metrics/definition/{name}"): lambda ids: {"description": "x"},
     ("post", "/v1/devices"): lambda ids: {"device_id": "d-" + secrets.token_hex(3)},
@@ -156,6 +164,12 @@ def test_every_route_with_another_orgs_ids_is_404(stack: Stack, tenant: Tenant, 
             for header in ("X-Roboto-Org-Id", "X-Roboto-Resource-Owner-Id"):
                 resp = client.request(method.upper(), url, json=body, headers={header: victim["org_id"]})
                 assert resp.status_code == 404, (method, path, header, resp.status_code, resp.text)
+        # Reads by another org's metric name: not found for this org.
+        for path in ("/v1/metrics/query", "/v1/metrics/aggregate"):
+            if ("post", path) in operations(stack):
+                resp = client.post(path, json=BODIES[("post", path)](victim))
+                assert resp.status_code == 404, (path, resp.text)
+                no_leak(resp, victim)
         # Lists show only the caller's own objects.
         for path in ("/v1/metrics/definitions/", "/v1/metrics/jobs"):
             resp = client.get(path)
