@@ -256,7 +256,7 @@ def backfiller(url: str, token: str, sessions: list[str], items: int, rec: Recor
 def reader(
     url: str, token: str, sessions: list[str], publishers: int, rec: Recorder, stop: threading.Event, query: bool
 ):
-    from roboto.domain.metrics import Metric
+    from roboto.domain.metrics import AggregationPeriod, Metric, NumericAggregation
 
     client = sdk_client(url, token)
     rnd = random.Random(99)
@@ -272,8 +272,8 @@ def reader(
                     "aggregate",
                     lambda n=name: Metric.aggregate(
                         n,
-                        "daily",
-                        "mean",
+                        AggregationPeriod.Daily,
+                        NumericAggregation.Mean,
                         SESSION_START_NS - 86_400 * 10**9,
                         SESSION_START_NS + 40 * 86_400 * 10**9,
                         roboto_client=client,
