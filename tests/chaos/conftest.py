@@ -36,8 +36,9 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 
 
 @pytest.fixture
-def make_stack(tmp_path: Path) -> Iterator:
-    """Build stacks that are stopped at the end of the test whatever happens."""
+def stack_on(tmp_path: Path) -> Iterator:
+    """Stacks on a given database and broker (two APIs on one database; a PostgreSQL of the test's own), stopped
+    at the end of the test whatever happens. (tests/conftest.py make_stack always makes a fresh database.)"""
     made: list[Stack] = []
 
     def make(database_url: str, broker_url: str, **env: str) -> Stack:

@@ -27,9 +27,9 @@ def assert_unavailable(response: httpx.Response) -> None:
     assert "Traceback" not in response.text
 
 
-def test_postgres_down_mid_job(own_pg, fresh, make_stack):
+def test_postgres_down_mid_job(own_pg, fresh, stack_on):
     _, broker_url = fresh
-    stack = make_stack(own_pg.url, broker_url, METRICS_INGEST_CHUNK_ITEMS="500")
+    stack = stack_on(own_pg.url, broker_url, METRICS_INGEST_CHUNK_ITEMS="500")
     stack.start_api()
     stack.start_worker()
     tenant = new_tenant(own_pg.url, stack.url)

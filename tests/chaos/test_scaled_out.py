@@ -20,10 +20,10 @@ CLIENTS = 8
 ROUNDS = 6
 
 
-def test_two_apis_two_workers_concurrent_publishes(fresh, make_stack):
+def test_two_apis_two_workers_concurrent_publishes(fresh, stack_on):
     database_url, broker_url = fresh
-    first = make_stack(database_url, broker_url)
-    second = make_stack(database_url, broker_url)
+    first = stack_on(database_url, broker_url)
+    second = stack_on(database_url, broker_url)
     first.start_api()
     second.start_api()
     first.start_worker(concurrency=2)

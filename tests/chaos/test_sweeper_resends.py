@@ -19,9 +19,9 @@ from tests.support.tenant import new_tenant
 pytestmark = pytest.mark.slow
 
 
-def test_job_committed_but_never_enqueued_is_sent_by_the_sweeper(fresh, make_stack):
+def test_job_committed_but_never_enqueued_is_sent_by_the_sweeper(fresh, stack_on):
     database_url, broker_url = fresh
-    stack = make_stack(database_url, broker_url, METRICS_INGEST_CHUNK_ITEMS="1000")
+    stack = stack_on(database_url, broker_url, METRICS_INGEST_CHUNK_ITEMS="1000")
     stack.start_api()
     tenant = new_tenant(database_url, stack.url)
     session = tenant.session()
