@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 
@@ -72,10 +73,10 @@ def accept(
     return job, org_id
 
 
-def wait_for(job_id: str, org_id: str, timeout_s: float) -> str | None:
-    """The job's terminal state once it reached one, or None after `timeout_s`. Woken by NOTIFY (the event was
-    registered by `accept(wait=True)` before the job was sent); re-reads the row at least every 2 s as a safety
-    net should a notification be lost with a connection."""
+def wait_for(job_id: str, org_id: str, timeout_s: float) -> tuple[str, dict | None] | None:
+    """(terminal state, a one-chunk job's outcomes when the notification carried them) once the job finished, or
+    None after `timeout_s`. Woken by NOTIFY (the event was registered by `accept(wait=True)` before the job was
+    sent); re-reads the row at least every 2 s as a safety net should a notification be lost with a connection."""
     waiter = get_waiter()
     event = waiter.register(job_id, keep=True)
     deadline = time.monotonic() + timeout_s
@@ -85,11 +86,12 @@ def wait_for(job_id: str, org_id: str, timeout_s: float) -> str | None:
             if remaining <= 0:
                 return None
             if event.wait(min(remaining, 2.0)) and waiter.states.get(job_id) in jobs.TERMINAL_STATES:
-                return waiter.states[job_id]
+                carried = waiter.outcomes.get(job_id)
+                return waiter.states[job_id], json.loads(carried) if carried else None
             event.clear()
             with transaction() as conn:
                 state = jobs.get_job(conn, org_id, job_id)["state"]
             if state in jobs.TERMINAL_STATES:
-                return state
+                return state, None
     finally:
         waiter.unregister(job_id)

@@ -19,7 +19,9 @@ class JobWaiter:
     def __init__(self, url: str):
         self.url = url
         self._events: dict[str, threading.Event] = {}
-        self.states: dict[str, str] = {}  # terminal state carried by the notification, for registered jobs
+        # what the notification carried for registered jobs: terminal state, and a one-chunk job's outcomes
+        self.states: dict[str, str] = {}
+        self.outcomes: dict[str, str] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._listening = threading.Event()
@@ -43,6 +45,7 @@ class JobWaiter:
         with self._lock:
             self._events.pop(job_id, None)
             self.states.pop(job_id, None)
+            self.outcomes.pop(job_id, None)
 
     def _run(self) -> None:
         while True:
@@ -53,11 +56,14 @@ class JobWaiter:
                     # After a reconnect, wake every waiter so it re-reads its job's state once.
                     self._wake_all()
                     for note in conn.notifies():
-                        job_id, _, state = note.payload.partition(" ")
+                        job_id, _, rest = note.payload.partition(" ")
+                        state, _, outcomes = rest.partition(" ")
                         with self._lock:
                             event = self._events.get(job_id)
                             if event is not None:
                                 self.states[job_id] = state
+                                if outcomes:
+                                    self.outcomes[job_id] = outcomes
                         if event is not None:
                             event.set()
             except Exception as err:

@@ -262,7 +262,8 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
 
 
 # One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, and the
-# notification (delivered at commit) that wakes API processes waiting for the job ("<job_id> <state>").
+# notification (delivered at commit) that wakes API processes waiting for the job
+# ("<job_id> <state>[ <outcomes JSON>]").
 _RECORD = (
     "WITH chunk AS (UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
     "  attempts = attempts + 1, processed_at = now() WHERE job_id = :j AND seq = :q RETURNING seq), "
@@ -275,10 +276,12 @@ _RECORD = (
     "    WHEN failed + :f > 0 THEN 'completed_with_errors' ELSE 'succeeded' END, "
     "  finished = CASE WHEN chunks_done + 1 >= chunks_total THEN now() END "
     "  WHERE job_id = :j AND EXISTS (SELECT 1 FROM chunk) "
-    "  RETURNING job_id, state, finished, lane, total, succeeded, failed, "
+    "  RETURNING job_id, state, finished, lane, total, succeeded, failed, chunks_total, "
     "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s) "
-    "SELECT job.*, CASE WHEN job.finished IS NOT NULL THEN pg_notify(:ch, job.job_id || ' ' || job.state) END "
-    "AS notified FROM job"
+    "SELECT job.*, CASE WHEN job.finished IS NOT NULL THEN pg_notify(:ch, job.job_id || ' ' || job.state "
+    # a one-chunk job's outcomes ride along when small, so a waiting publish needs no read to know them
+    "  || CASE WHEN job.chunks_total = 1 AND octet_length(CAST(:ot AS text)) < 7000 THEN ' ' || CAST(:ot AS text) "
+    "  ELSE '' END) END AS notified FROM job"
 )
 
 
@@ -295,11 +298,13 @@ def record_chunk(
 ) -> dict:
     """Store a chunk's outcomes and add them to the job's counts, in the chunk's transaction. The job's last
     chunk sets its terminal state and notifies waiting API processes (delivered at commit)."""
+    encoded = json.dumps(outcomes, separators=(",", ":"))
     job = conn.execute(
         text(_RECORD),
         {
             "st": state,
-            "o": json.dumps(outcomes),
+            "o": encoded,
+            "ot": encoded,
             "s": succeeded,
             "f": failed,
             "j": job_id,

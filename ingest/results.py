@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import jobs, values
 from ingest.errors import error_dict
-from ingest.payload import decode_chunk
+from ingest.payload import PublishRequest, decode_chunk
 
 
 @dataclass
@@ -29,34 +29,21 @@ class Item:
 
 
 def chunk_items(chunk: dict) -> Iterator[Item]:
-    outcomes = chunk["outcomes"] or {}
+    return items_of(chunk["seq"], chunk["first_request"], chunk["outcomes"], decode_chunk(chunk["payload"]))
+
+
+def items_of(seq: int, first_request: int, outcomes: dict | None, requests: list[PublishRequest]) -> Iterator[Item]:
+    """Every entry of a chunk's requests with its outcome (the compact outcomes list failures only)."""
+    outcomes = outcomes or {}
     request_errors = {int(k): v for k, v in (outcomes.get("req") or {}).items()}
     item_errors = {(ri, ei): (code, msg) for ri, ei, code, msg in outcomes.get("items") or []}
     job_error = outcomes.get("job_error")
     offset = 0
-    for ri, request in enumerate(decode_chunk(chunk["payload"])):
+    for ri, request in enumerate(requests):
         for ei, (name, _value) in enumerate(request.entries):
             err = job_error or request_errors.get(ri) or item_errors.get((ri, ei))
-            yield Item(
-                chunk["seq"],
-                offset,
-                chunk["first_request"] + ri,
-                ei,
-                request.session_id,
-                name,
-                error_dict(*err) if err else None,
-            )
+            yield Item(seq, offset, first_request + ri, ei, request.session_id, name, error_dict(*err) if err else None)
             offset += 1
-
-
-def request_errors(chunk: dict) -> dict[int, tuple[str, str]]:
-    """Request-level (whole request) errors of a chunk, by request index within the job."""
-    outcomes = chunk["outcomes"] or {}
-    found = {chunk["first_request"] + int(k): tuple(v) for k, v in (outcomes.get("req") or {}).items()}
-    if outcomes.get("job_error"):
-        for i in range(chunk["request_count"]):
-            found[chunk["first_request"] + i] = tuple(outcomes["job_error"])
-    return found
 
 
 def attach_records(conn: Connection, org_id: str, items: list[Item]) -> None:

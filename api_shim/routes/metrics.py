@@ -47,26 +47,29 @@ def _publish(ctx: RequestContext, publish_request, respond_async: bool):
         with transaction() as conn:
             row = jobs.get_job(conn, org_id, job.job_id)
         return JSONResponse(wire.data(wire.job_record(row)), status_code=202)
-    state = wait_for(job.job_id, org_id, settings.publish_wait_s)
-    if state is None:
+    finished = wait_for(job.job_id, org_id, settings.publish_wait_s)
+    if finished is None:
         raise ServiceUnavailable(
             f"Publish job {job.job_id} is queued but no worker finished it in time; it will still complete. "
             "Retrying is safe (publish is an upsert).",
             headers={"Retry-After": "2"},
         )
+    state, outcomes = finished
     if state == "failed":  # a job-level failure (retries exhausted): transient, so the SDK may retry
         with transaction() as conn:
             row = jobs.get_job(conn, org_id, job.job_id)
         raise ServiceUnavailable(
             f"Publish job {job.job_id} failed: {row['error_message']}", headers={"Retry-After": "2"}
         )
+    if outcomes is None:  # too large to ride on the notification, or woken by the safety-net poll
+        with transaction() as conn:
+            outcomes = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=False)[0]["outcomes"]
+    request_error = ((outcomes or {}).get("req") or {}).get("0")
+    if request_error:  # whole-request failure: unknown session, device inference
+        code, message = request_error
+        raise REQUEST_ERRORS.get(code, DomainError)(message)
+    items = list(results.items_of(0, 0, outcomes, [publish_request]))
     with transaction() as conn:
-        chunk = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=True)[0]
-        request_errors = results.request_errors(chunk)
-        if 0 in request_errors:  # whole-request failure: unknown session, device inference
-            code, message = request_errors[0]
-            raise REQUEST_ERRORS.get(code, DomainError)(message)
-        items = list(results.chunk_items(chunk))
         results.attach_records(conn, org_id, items)
     return wire.publish_response(items, ctx.api_version)
 
