@@ -3,11 +3,9 @@ start their own embedded one, so the shared servers are never disturbed."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from ingest.db import migrate
@@ -57,18 +55,3 @@ def stack_on(tmp_path: Path) -> Iterator:
 def fresh(servers: Servers) -> tuple[str, str]:
     """A database and a broker index of their own on the shared servers."""
     return servers.new_database(), servers.new_broker()
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2):
-    """Poll `predicate` until it returns a truthy value; fail with `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            found = predicate()
-        except (psycopg.Error, OSError):
-            found = None
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(interval)

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.chaos.checks import assert_all_stored, is_terminal, job_requests, job_row
-from tests.chaos.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
 pytestmark = pytest.mark.slow

@@ -13,7 +13,7 @@ from ingest.config import Settings
 from ingest.db import make_engine
 from ingest.payload import PublishRequest
 from tests.chaos.checks import assert_all_stored, is_terminal, job_requests
-from tests.chaos.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
 pytestmark = pytest.mark.slow

@@ -19,7 +19,7 @@ import pytest
 
 from ingest.embedded import free_port
 from tests.chaos.checks import assert_all_stored, is_terminal, job_requests
-from tests.chaos.conftest import wait_until
+from tests.support.polling import wait_until
 from tests.support.stack import FAST_SETTINGS, stop_process
 from tests.support.tenant import new_tenant
 

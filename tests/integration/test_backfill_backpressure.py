@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_backfill import finished_line
+from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
 
@@ -37,11 +38,13 @@ def test_backfill_waits_out_429_and_completes(small_backlog_stack, tmp_path: Pat
         stderr=subprocess.STDOUT,
         text=True,
     )
-    deadline = time.monotonic() + 120
+
     # jobs 1 and 2 fit (backlog 0, then 2,000 <= 3,000); job 3 meets a 4,000-item backlog and gets 429
-    while tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] < 2:
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.1)
+    def two_jobs() -> bool:
+        assert proc.poll() is None, "the backfill ended early"
+        return tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] >= 2
+
+    wait_until(two_jobs, 120, "two accepted jobs", interval=0.1)
     time.sleep(3)
     assert proc.poll() is None, "the backfill must still be waiting"
     assert tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] == 2

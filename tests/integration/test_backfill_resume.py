@@ -6,10 +6,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from tests.integration.test_backfill import finished_line, job_count, run_cli, value_count
+from tests.support.polling import wait_until
 
 SESSIONS = 40
 NAMES = 500  # 20,000 values; 40 chunks of 500
@@ -34,11 +34,12 @@ def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while job_count(tenant) < 3:
+
+    def three_jobs() -> bool:
         assert proc.poll() is None, "the backfill ended before it could be interrupted"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+        return job_count(tenant) >= 3
+
+    wait_until(three_jobs, 120, "three accepted jobs", interval=0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait(10)
     accepted_before = job_count(tenant)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 
 import pytest
 
 from tests.integration.test_jobs_api import wait_done
+from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
 
@@ -77,10 +77,12 @@ def test_interactive_publish_is_not_starved_by_a_bulk_job(make_stack):
         }
         with tenant.client() as c:
             job_id = c.post("/v1/metrics/jobs", json=bulk, params={"lane": "bulk"}).json()["data"]["job_id"]
-            deadline = time.monotonic() + 60
-            while tenant.sql("SELECT chunks_done FROM jobs WHERE job_id = %s", job_id)[0][0] < 1:
-                assert time.monotonic() < deadline
-                time.sleep(0.02)
+            wait_until(
+                lambda: tenant.sql("SELECT chunks_done FROM jobs WHERE job_id = %s", job_id)[0][0] >= 1,
+                60,
+                "the bulk job's first chunk",
+                interval=0.02,
+            )
             r = c.post(
                 "/v1/metrics",
                 json={"session_id": sessions[0], "device_id": None, "metrics": [{"name": "interactive", "value": 1.0}]},

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-import time
 
 import httpx
 
+from tests.support.polling import wait_until
+
 
 def wait_done(c: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
+    def finished() -> dict | None:
         job = c.get(f"/v1/metrics/jobs/{job_id}").json()["data"]
-        if job["state"] in ("succeeded", "completed_with_errors", "failed") or time.monotonic() > deadline:
-            return job
-        time.sleep(0.1)
+        return job if job["state"] in ("succeeded", "completed_with_errors", "failed") else None
+
+    return wait_until(finished, timeout, f"job {job_id} to finish", interval=0.1)
 
 
 def many_sessions(tenant, n: int) -> list[str]:

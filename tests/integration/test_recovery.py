@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import signal
-import time
 
 import pytest
 import redis
 
 from tests.integration.test_jobs_api import wait_done
+from tests.support.polling import wait_until
 from tests.support.stack import stop_process
 from tests.support.tenant import new_tenant
 
@@ -56,14 +56,12 @@ def assert_complete_and_correct(tenant, job_id: str) -> None:
 
 
 def wait_some_progress(tenant, job_id: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def progress() -> tuple | None:
         done = tenant.sql("SELECT chunks_done, chunks_total FROM jobs WHERE job_id = %s", job_id)[0]
-        if done[0] >= 1:
-            assert done[0] < done[1], "job finished before the fault could be injected"
-            return
-        time.sleep(0.02)
-    raise AssertionError("job made no progress")
+        return done if done[0] >= 1 else None
+
+    done, total = wait_until(progress, 60, f"job {job_id} to make progress", interval=0.02)
+    assert done < total, "job finished before the fault could be injected"
 
 
 @pytest.mark.slow
