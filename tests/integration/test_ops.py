@@ -9,7 +9,6 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -17,6 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.telemetry import SERIES
+from tests.support.polling import wait_until
 from tests.support.stack import Stack, stop_process
 from tests.support.tenant import Tenant, new_tenant
 
@@ -25,12 +25,8 @@ pytestmark = pytest.mark.slow
 TERMINAL = {"succeeded", "completed_with_errors", "failed"}
 
 
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
+def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    wait_until(check, timeout, what)
 
 
 @pytest.fixture(scope="module")
@@ -86,12 +82,12 @@ def wait_job(tenant: Tenant, job_id: str) -> dict:
             found.update(c.get(f"/v1/metrics/jobs/{job_id}").json()["data"])
         return found.get("state") in TERMINAL
 
-    wait_until(done, f"job {job_id}")
+    wait_for(done, f"job {job_id}")
     return found
 
 
 def test_readiness_follows_the_workers(ops_stack: Stack):
-    wait_until(lambda: ready(ops_stack) == 200, "readiness with a worker")
+    wait_for(lambda: ready(ops_stack) == 200, "readiness with a worker")
     body = httpx.get(ops_stack.url + "/readyz").json()
     assert body == {
         "status": "ok",
@@ -100,7 +96,7 @@ def test_readiness_follows_the_workers(ops_stack: Stack):
     assert httpx.get(ops_stack.url + "/healthz").json() == {"status": "ok"}
 
     ops_stack.stop_workers()  # a clean stop marks the heartbeat stopped
-    wait_until(lambda: ready(ops_stack) == 503, "readiness to drop after a clean stop")
+    wait_for(lambda: ready(ops_stack) == 503, "readiness to drop after a clean stop")
     body = httpx.get(ops_stack.url + "/readyz").json()
     assert body["status"] == "unavailable"
     assert body["failed"] == ["workers"]
@@ -109,14 +105,14 @@ def test_readiness_follows_the_workers(ops_stack: Stack):
     assert httpx.get(ops_stack.url + "/healthz").status_code == 200  # alive all along
 
     ops_stack.start_worker()
-    wait_until(lambda: ready(ops_stack) == 200, "readiness after the worker returned")
+    wait_for(lambda: ready(ops_stack) == 200, "readiness after the worker returned")
     assert sample(scrape(ops_stack), "metrics_ingest_workers_alive") == 1
 
     # a worker that dies without a word: its heartbeat goes stale after METRICS_INGEST_WORKER_ALIVE_S (3 s here)
     ops_stack.stop_workers(signal.SIGKILL)
-    wait_until(lambda: ready(ops_stack) == 503, "readiness to drop after a killed worker")
+    wait_for(lambda: ready(ops_stack) == 503, "readiness to drop after a killed worker")
     ops_stack.start_worker()
-    wait_until(lambda: ready(ops_stack) == 200, "readiness after a restart")
+    wait_for(lambda: ready(ops_stack) == 200, "readiness after a restart")
 
 
 def _items(good: int, bad: int, tag: str) -> list[dict]:
@@ -126,7 +122,7 @@ def _items(good: int, bad: int, tag: str) -> list[dict]:
 
 
 def test_counters_equal_the_work_done_and_survive_an_api_restart(ops_stack: Stack, ops_tenant: Tenant):
-    wait_until(lambda: ready(ops_stack) == 200, "a ready stack")
+    wait_for(lambda: ready(ops_stack) == 200, "a ready stack")
     before = scrape(ops_stack)
     s1, s2 = ops_tenant.session(), ops_tenant.session()
     requests = [
@@ -202,7 +198,7 @@ def _log_lines(text: str) -> list[dict]:
 
 
 def test_request_id_follows_a_job_into_the_worker_logs(ops_stack: Stack, ops_tenant: Tenant):
-    wait_until(lambda: ready(ops_stack) == 200, "a ready stack")
+    wait_for(lambda: ready(ops_stack) == 200, "a ready stack")
     rid = "ops-trace-" + secrets.token_hex(6)
     s1 = ops_tenant.session()
     r = submit_job(ops_tenant, [{"session_id": s1, "metrics": _items(2, 1, "rid")}], **{"X-Request-Id": rid})
@@ -214,7 +210,7 @@ def test_request_id_follows_a_job_into_the_worker_logs(ops_stack: Stack, ops_ten
         text = "\n".join(ops_stack.read_log(f"worker{i}") for i in range(len(ops_stack.workers) + 4))
         return [line for line in _log_lines(text) if line.get("request_id") == rid]
 
-    wait_until(lambda: any(line.get("event") == "job.finished" for line in worker_lines()), "the job.finished line")
+    wait_for(lambda: any(line.get("event") == "job.finished" for line in worker_lines()), "the job.finished line")
     lines = worker_lines()
     assert {line["job_id"] for line in lines} == {job_id}
     processed = [line for line in lines if line["event"] == "chunk.processed"]
@@ -243,7 +239,7 @@ def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_status_shows_a_job_in_progress(ops_stack: Stack, ops_tenant: Tenant):
-    wait_until(lambda: ready(ops_stack) == 200, "a ready stack")
+    wait_for(lambda: ready(ops_stack) == 200, "a ready stack")
     ops_stack.stop_workers()  # the job stays queued: a backfill waiting for its workers
     s1 = ops_tenant.session()
     job_id = submit_job(ops_tenant, [{"session_id": s1, "metrics": _items(3, 0, f"st{i}")} for i in range(3)]).json()[
@@ -268,7 +264,7 @@ def test_status_shows_a_job_in_progress(ops_stack: Stack, ops_tenant: Tenant):
     finally:
         ops_stack.start_worker()
     wait_job(ops_tenant, job_id)
-    wait_until(lambda: _cli(ops_stack, "status", "--json").returncode == 0, "status to report ready")
+    wait_for(lambda: _cli(ops_stack, "status", "--json").returncode == 0, "status to report ready")
     found = json.loads(_cli(ops_stack, "status", "--json").stdout)
     assert job_id not in {j["job_id"] for j in found["running_jobs"]}
     assert any(w["alive"] for w in found["workers"])
