@@ -182,6 +182,11 @@ def sdk_publishes(
             assert len(result.succeeded) == 20, result
         return latencies
 
+    return run_clients(one_client, clients)
+
+
+def run_clients(one_client, clients: int) -> dict:
+    """Run `one_client(i)` (returning its call latencies) on `clients` threads at once; summarize all calls."""
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
         samples = [x for xs in pool.map(one_client, range(clients)) for x in xs]
@@ -256,11 +261,7 @@ def baseline_publishes(service: Service, org: Org, clients: int, calls_per_clien
                 latencies.append(time.perf_counter() - t0)
         return latencies
 
-    started = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        samples = [x for xs in pool.map(one_client, range(clients)) for x in xs]
-    seconds = time.perf_counter() - started
-    return summarize(samples, seconds, metrics_per_call=20) | {"clients": clients}
+    return run_clients(one_client, clients)
 
 
 def publishes_during_backfill(service: Service, org: Org, bulk_org: Org, path: Path, log: Path) -> dict:

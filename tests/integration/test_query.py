@@ -46,6 +46,17 @@ def post(client, b: dict, token: str | None = None):
     return client.post("/v1/metrics/query", json=b, params={"page_token": token} if token else None)
 
 
+def pages(client, b: dict):
+    """Every page of a query, following next_token as the SDK does (same body, ?page_token=)."""
+    token = None
+    while True:
+        resp = post(client, b, token)
+        yield resp
+        token = resp.json()["data"]["next_token"]
+        if token is None:
+            return
+
+
 def sessions(resp) -> list[str]:
     assert resp.status_code == 200, resp.text
     return [r["session_id"] for r in resp.json()["data"]["items"]]
@@ -185,14 +196,8 @@ def test_unknown_metric_and_other_org_are_404(seeded, other_tenant):
 def test_sort_by_and_descending_across_pages(seeded, sort_by, descending, expected):
     tenant, _ = seeded
     b = body("cpu.usage_max", max_results=1, sort_by=sort_by, descending=descending, condition=None, group_by=None)
-    seen, token = [], None
     with tenant.client() as c:
-        while True:
-            resp = post(c, b, token)
-            seen += sessions(resp)
-            token = resp.json()["data"]["next_token"]
-            if token is None:
-                break
+        seen = [s for resp in pages(c, b) for s in sessions(resp)]
     assert seen == expected
 
 
@@ -290,14 +295,10 @@ def test_pages_are_stable_under_concurrent_inserts(tenant):
     metric_id = define(tenant, "stable.metric")
     insert(tenant, metric_id, [Row(f"ss_{i:03d}", float(i), T0, T0 + i * S) for i in range(0, 100, 2)])
     b = body("stable.metric", max_results=7)
-    seen, token, extra = [], None, 0
+    seen, extra = [], 0
     with tenant.client() as c:
-        while True:
-            resp = post(c, b, token)
+        for resp in pages(c, b):
             seen += sessions(resp)
-            token = resp.json()["data"]["next_token"]
-            if token is None:
-                break
             # Rows land before and after the cursor between pages.
             insert(tenant, metric_id, [Row(f"ss_{extra:03d}x", 0.0, T0, T0 + extra * S + 1)])
             extra += 13

@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from tests.support.calendar import snap_to_boundary
 from tests.support.metric_rows import PUBLISHED, Row, define, insert
 
 S = 1_000_000_000
@@ -23,15 +24,7 @@ def instant_near_boundary(first: date = date(2024, 1, 1), last: date = date(2025
     """Midnight UTC of a year/quarter/month/ISO-week start, or a random day, nudged by a little or a lot."""
 
     def build(d: date, kind: str, delta: int) -> int:
-        if kind == "year":
-            d = date(d.year, 1, 1)
-        elif kind == "quarter":
-            d = date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
-        elif kind == "month":
-            d = date(d.year, d.month, 1)
-        elif kind == "week":
-            d = date.fromisocalendar(*d.isocalendar()[:2], 1)
-        return (d - date(1970, 1, 1)).days * 86400 * S + delta
+        return (snap_to_boundary(d, kind) - date(1970, 1, 1)).days * 86400 * S + delta
 
     return st.builds(
         build,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from ingest import periods
 from ingest.errors import IllegalArgument
+from tests.support.calendar import BOUNDARY_KINDS, snap_to_boundary
 
 H = 3600 * 10**9
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "America/Sao_Paulo"]
@@ -56,15 +57,7 @@ def edge_instants(draw) -> tuple[int, str]:
     zone_name = draw(st.sampled_from(ZONES))
     zone = ZoneInfo(zone_name)
     d = draw(st.dates(min_value=date(1990, 1, 1), max_value=date(2060, 12, 31)))
-    kind = draw(st.sampled_from(["year", "quarter", "month", "week", "day"]))
-    if kind == "year":
-        d = date(d.year, 1, 1)
-    elif kind == "quarter":
-        d = date(d.year, (d.month - 1) // 3 * 3 + 1, 1)
-    elif kind == "month":
-        d = date(d.year, d.month, 1)
-    elif kind == "week":
-        d = date.fromisocalendar(*d.isocalendar()[:2], 1)
+    d = snap_to_boundary(d, draw(st.sampled_from(BOUNDARY_KINDS)))
     delta = draw(st.sampled_from([0, 1, -1, 1000, -1000, H, -H, 24 * H - 1, -24 * H + 1]))
     return midnight(d, zone) + delta, zone_name
 
