@@ -78,7 +78,7 @@ def backfill_cli(service: Service, org: Org, path: Path, log: Path) -> subproces
     env.update(ROBOTO_API_KEY=org.token, ROBOTO_SERVICE_ENDPOINT=service.url)
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "backfill", str(path), "--plain"],
+            [sys.executable, "-m", "runtime.cli", "backfill", str(path), "--plain"],
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,

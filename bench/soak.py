@@ -108,13 +108,13 @@ class Service:
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "ingest.cli", *args], env=self.env, capture_output=True, text=True, check=True
+            [sys.executable, "-m", "runtime.cli", *args], env=self.env, capture_output=True, text=True, check=True
         )
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "up"],
+            [sys.executable, "-m", "runtime.cli", "up"],
             env=self.env,
             stdout=open(self.data_dir / "up.log", "ab"),  # noqa: SIM115 - owned by the child
             stderr=subprocess.STDOUT,

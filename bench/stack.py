@@ -24,8 +24,8 @@ import psycopg
 from ingest.auth import hash_token
 from ingest.config import get_settings, to_libpq_url
 from ingest.db import migrate
-from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from ingest.ids import token_id, token_secret
+from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 
 @dataclass
@@ -102,7 +102,7 @@ class Service:
 
     def start_api(self) -> None:
         self.api_port = self.api_port or free_port()
-        self.api = self._spawn("api", [sys.executable, "-m", "ingest.cli", "api"])
+        self.api = self._spawn("api", [sys.executable, "-m", "runtime.cli", "api"])
         deadline = time.monotonic() + 90
         while True:
             with contextlib.suppress(httpx.HTTPError):
@@ -114,7 +114,7 @@ class Service:
 
     def start_worker(self, lanes: str = "bulk,interactive", concurrency: int = 2) -> None:
         name = f"worker{len(self.workers)}"
-        argv = [sys.executable, "-m", "ingest.cli", "worker", "--lanes", lanes, "--concurrency", str(concurrency)]
+        argv = [sys.executable, "-m", "runtime.cli", "worker", "--lanes", lanes, "--concurrency", str(concurrency)]
         self.workers.append(self._spawn(name, [*argv, "--name", f"{name}-{os.getpid()}@bench"]))
 
     def start_up_layout(self) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ingest.db import migrate
-from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests.support.servers import Servers
 from tests.support.stack import Stack
 

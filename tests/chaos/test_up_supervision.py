@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +16,9 @@ import httpx
 import psutil
 import pytest
 
-from ingest.embedded import free_port
+from runtime.embedded import free_port
 from tests.chaos.checks import assert_all_stored, is_terminal, job_requests
+from tests.support.cli import start_cli
 from tests.support.polling import wait_until
 from tests.support.stack import FAST_SETTINGS, stop_process
 from tests.support.tenant import new_tenant
@@ -56,8 +56,8 @@ class Up:
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", "up"],
+        self.process = start_cli(
+            "up",
             env=self.env,
             stdout=open(self.log, "ab"),  # noqa: SIM115 - owned by the child
             stderr=subprocess.STDOUT,

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.support import cli
+from tests.support.cli import client_env
 
 NAMES = [f"bf.metric_{i:03d}" for i in range(150)]
 
 
 def run_cli(tenant, *args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env.update(ROBOTO_API_KEY=tenant.token, ROBOTO_SERVICE_ENDPOINT=tenant.api_url, METRICS_INGEST_LOG_FORMAT="json")
-    return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
-    )
+    return cli.run_cli(*args, env=client_env(tenant), timeout=timeout)
 
 
 def finished_line(stdout: str) -> dict:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.integration.test_backfill import finished_line
+from tests.support.cli import client_env, start_cli
 from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
@@ -29,11 +28,14 @@ def test_backfill_waits_out_429_and_completes(small_backlog_stack, tmp_path: Pat
     path.write_text(
         "session_id,name,value\n" + "".join(f"{s},bp.m{n:03d},{n}\n" for s in sessions for n in range(1000))
     )
-    env = dict(os.environ)
-    env.update(ROBOTO_API_KEY=tenant.token, ROBOTO_SERVICE_ENDPOINT=stack.url, METRICS_INGEST_LOG_FORMAT="json")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", "backfill", str(path), "--chunk-items", "2000", "--parallel", "1"],
-        env=env,
+    proc = start_cli(
+        "backfill",
+        str(path),
+        "--chunk-items",
+        "2000",
+        "--parallel",
+        "1",
+        env=client_env(tenant, stack.url),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from tests.integration.test_backfill import finished_line, job_count, run_cli, value_count
+from tests.support.cli import client_env, start_cli
 from tests.support.polling import wait_until
 
 SESSIONS = 40
@@ -25,11 +25,9 @@ def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
                 fh.write(f"{s},resume.m{n:04d},{n}\n")
     args = ["backfill", str(path), "--chunk-items", "500", "--parallel", "1"]
 
-    env = dict(os.environ)
-    env.update(ROBOTO_API_KEY=tenant.token, ROBOTO_SERVICE_ENDPOINT=tenant.api_url, METRICS_INGEST_LOG_FORMAT="json")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ingest.cli", *args],
-        env=env,
+    proc = start_cli(
+        *args,
+        env=client_env(tenant),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,

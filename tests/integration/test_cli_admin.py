@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 
 import httpx
 
+from tests.support.cli import run_cli
+
 
 def cli(stack, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
-        env={**stack.env(), **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env={**stack.env(), **(env or {})})
 
 
 def test_org_token_device_session_commands(stack):

@@ -8,7 +8,6 @@ import json
 import secrets
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.telemetry import SERIES
+from tests.support.cli import run_cli
 from tests.support.polling import wait_until
 from tests.support.stack import Stack, stop_process
 from tests.support.tenant import Tenant, new_tenant
@@ -229,13 +229,7 @@ def test_request_id_follows_a_job_into_the_worker_logs(ops_stack: Stack, ops_ten
 
 
 def _cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args],
-        env={**stack.env(), "COLUMNS": "250"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_cli(*args, env=stack.env())
 
 
 def test_status_shows_a_job_in_progress(ops_stack: Stack, ops_tenant: Tenant):
@@ -300,7 +294,7 @@ def test_readiness_names_a_stale_schema_and_a_dead_broker(servers, tmp_path):
 
     from ingest.config import to_libpq_url, to_sqlalchemy_url
     from ingest.db import alembic_config
-    from ingest.embedded import free_port
+    from runtime.embedded import free_port
 
     name = f"mi_test_old_{secrets.token_hex(4)}"
     with psycopg.connect(servers.admin_url, autocommit=True) as conn:

@@ -4,26 +4,22 @@ refused at once by every API process; every route answers another org's ids with
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from ingest.auth import hash_token
+from tests.support.cli import run_cli
 from tests.support.stack import Stack
 from tests.support.tenant import Tenant
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "METRICS_INGEST_DATABASE_URL": stack.database_url, "COLUMNS": "250"}
-    return subprocess.run(
-        [sys.executable, "-m", "ingest.cli", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_cli(*args, env={"METRICS_INGEST_DATABASE_URL": stack.database_url})
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import psycopg
 
 from ingest.config import to_libpq_url
 from ingest.db import migrate
-from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
 
 @dataclass

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from ingest.embedded import free_port
+from runtime.embedded import free_port
 
 FAST_SETTINGS = {
     "METRICS_INGEST_REQUEUE_AFTER_S": "3",
@@ -52,7 +52,7 @@ class Stack:
     def _spawn(self, name: str, *args: str) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         return subprocess.Popen(
-            [sys.executable, "-m", "ingest.cli", *args],
+            [sys.executable, "-m", "runtime.cli", *args],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ingest.backfill.chunks import MAX_ENTRIES_PER_REQUEST, build_chunks, chunk_size, file_digest
-from ingest.backfill.readers import NOT_SET, LineError, Row
+from runtime.backfill.chunks import MAX_ENTRIES_PER_REQUEST, build_chunks, chunk_size, file_digest
+from runtime.backfill.readers import NOT_SET, LineError, Row
 
 
 def rows(n: int, sessions: int = 3) -> list:

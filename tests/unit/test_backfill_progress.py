@@ -9,7 +9,7 @@ from io import StringIO
 import structlog
 from rich.console import Console
 
-from ingest.backfill.progress import LogProgress, RichProgress, Stats
+from runtime.backfill.progress import LogProgress, RichProgress, Stats
 
 
 def test_rich_bar_renders_from_empty_to_done():

@@ -11,7 +11,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ingest.backfill.readers import MAX_ID_LENGTH, NOT_SET, LineError, Row, read_csv, read_ndjson
+from runtime.backfill.readers import MAX_ID_LENGTH, NOT_SET, LineError, Row, read_csv, read_ndjson
 
 FIELD_CHARS = st.characters(
     blacklist_categories=("Cs",), blacklist_characters="\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"

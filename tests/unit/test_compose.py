@@ -12,9 +12,9 @@ import typer
 import yaml
 
 from api_shim.app import create_app
-from ingest.cli import app as cli_app
 from ingest.config import Settings
 from ingest.telemetry import SERIES
+from runtime.cli import app as cli_app
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "api", "worker")

@@ -44,7 +44,7 @@ def _settings() -> Settings:
 def database() -> Iterator[None]:
     """Point the process at the configured database; with the embedded default, at the embedded server,
     starting it for the duration of the command when `up` is not running."""
-    from ingest.embedded import EmbeddedPostgres, port_open
+    from runtime.embedded import EmbeddedPostgres, port_open
 
     settings = _settings()
     if settings.database_url:
@@ -72,7 +72,7 @@ def database() -> Iterator[None]:
 @app.command()
 def up() -> None:
     """Run the whole service: embedded PostgreSQL + Redis (unless URLs are set), migrations, API and workers."""
-    from ingest.supervisor import Supervisor
+    from runtime.supervisor import Supervisor
 
     raise typer.Exit(Supervisor(_settings()).run())
 
@@ -141,6 +141,7 @@ def status(
 
     from ingest import status as status_mod
     from ingest.logs import configure_logging
+    from runtime.status_screen import render
 
     settings = _settings()
     configure_logging(settings.log_format, "ERROR")  # keep stdout for the report (and clean JSON)
@@ -152,7 +153,7 @@ def status(
     if as_json:
         typer.echo(json.dumps(found, indent=2, default=str))
     else:
-        status_mod.render(found, Console())
+        render(found, Console())
     raise typer.Exit(0 if found.get("ready") else 1)
 
 
@@ -178,7 +179,7 @@ def _remote_status(endpoint: str, token: str | None) -> dict:
 
 def _point_at_embedded(settings: Settings) -> None:
     """With the embedded default, look at the servers of a running `up` (never start them: status only looks)."""
-    from ingest.embedded import EmbeddedPostgres, EmbeddedRedis
+    from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 
     if not settings.database_url:
         settings.database_url = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port).url
@@ -299,7 +300,7 @@ PlainOption = typer.Option(False, "--plain", help="Log lines instead of a progre
 
 
 def _job_client(endpoint: str, api_key: str, org: str | None):
-    from ingest.backfill.client import JobClient
+    from runtime.backfill.client import JobClient
 
     _settings()  # logging
     return JobClient(endpoint, api_key, org)
@@ -322,8 +323,8 @@ def backfill(
 ) -> None:
     """Load historical metrics from files through the job API: streaming, resumable (run it again after an
     interruption), failures written to a file the same command accepts again. Exit code 1 when anything failed."""
-    from ingest.backfill import command
-    from ingest.backfill.runner import Options
+    from runtime.backfill import command
+    from runtime.backfill.runner import Options
 
     if format not in (None, "csv", "ndjson"):
         raise typer.BadParameter("must be csv or ndjson", param_hint="--format")
@@ -338,7 +339,7 @@ def backfill(
 
 def _job_command(endpoint: str, api_key: str, org: str | None, run) -> None:
     """Run `run(client)` against the job API; an API error is one line on stderr and exit code 1."""
-    from ingest.backfill.client import ApiError
+    from runtime.backfill.client import ApiError
 
     client = _job_client(endpoint, api_key, org)
     try:
@@ -360,7 +361,7 @@ def job_watch(
     plain: bool = PlainOption,
 ) -> None:
     """Follow one job's progress to its end. Exit code 1 when any of its values failed."""
-    from ingest.backfill import command
+    from runtime.backfill import command
 
     _job_command(endpoint, api_key, org, lambda client: command.watch(client, job_id, plain=plain))
 
@@ -374,7 +375,7 @@ def job_results(
     api_key: str = ApiKeyOption,
 ) -> None:
     """Print a job's per-value outcomes, one JSON object per line."""
-    from ingest.backfill import command
+    from runtime.backfill import command
 
     _job_command(endpoint, api_key, org, lambda client: command.results(client, job_id, failed_only=failed))
 

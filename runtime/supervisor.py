@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from ingest.config import Settings
-from ingest.embedded import EmbeddedPostgres, EmbeddedRedis, _stop
+from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, _stop
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +59,7 @@ class Supervisor:
 
     def _cli(self, *args: str) -> Callable[[], subprocess.Popen]:
         def start() -> subprocess.Popen:
-            return subprocess.Popen([sys.executable, "-m", "ingest.cli", *args], env=self._service_env())
+            return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=self._service_env())
 
         return start
 

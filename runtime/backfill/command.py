@@ -10,9 +10,9 @@ from pathlib import Path
 import structlog
 from rich.console import Console
 
-from ingest.backfill.client import ApiError, JobClient
-from ingest.backfill.progress import LogProgress, RichProgress, Stats
-from ingest.backfill.runner import TERMINAL, Backfill, Options
+from runtime.backfill.client import ApiError, JobClient
+from runtime.backfill.progress import LogProgress, RichProgress, Stats
+from runtime.backfill.runner import TERMINAL, Backfill, Options
 
 log = structlog.get_logger(__name__)
 

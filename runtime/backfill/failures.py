@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ingest.backfill.readers import LineError
+from runtime.backfill.readers import LineError
 
 
 def default_path(input_path: Path) -> Path:

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import structlog
 
-from ingest.backfill.chunks import Chunk, build_chunks, file_digest
-from ingest.backfill.client import ApiError, JobClient
-from ingest.backfill.failures import FailuresWriter, default_path
-from ingest.backfill.progress import Stats
-from ingest.backfill.readers import LineError, Record, detect_format, read_file, read_stream
+from runtime.backfill.chunks import Chunk, build_chunks, file_digest
+from runtime.backfill.client import ApiError, JobClient
+from runtime.backfill.failures import FailuresWriter, default_path
+from runtime.backfill.progress import Stats
+from runtime.backfill.readers import LineError, Record, detect_format, read_file, read_stream
 
 log = structlog.get_logger(__name__)
 
