@@ -7,6 +7,7 @@ COPY pyproject.toml README.md ./
 COPY ingest ingest
 COPY api_shim api_shim
 COPY worker worker
+COPY broker broker
 COPY runtime runtime
 COPY migrations migrations
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .

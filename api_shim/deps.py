@@ -6,12 +6,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 
 from fastapi import Header
 from sqlalchemy.engine import Connection
 
+from broker import CeleryBroker
 from ingest.auth import Principal, authenticate
+from ingest.broker_port import Broker
+from ingest.config import get_settings
 from ingest.db import transaction
+
+
+@lru_cache(maxsize=1)
+def get_broker() -> Broker:
+    """This API process's broker connection (chunk messages, readiness, queue lengths)."""
+    return CeleryBroker.from_settings(get_settings())
 
 
 @dataclass

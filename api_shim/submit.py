@@ -8,13 +8,12 @@ from collections.abc import Iterable
 
 import structlog
 
-from api_shim.deps import RequestContext
+from api_shim.deps import RequestContext, get_broker
 from api_shim.waiter import get_waiter
 from ingest import jobs
 from ingest.config import get_settings
 from ingest.db import transaction
 from ingest.payload import PublishRequest
-from ingest.queue import enqueue_chunks
 
 log = structlog.get_logger(__name__)
 
@@ -59,7 +58,7 @@ def accept(
         return job, org_id
     if wait:
         get_waiter().register(job.job_id)
-    enqueue_chunks(job.job_id, job.lane, job.chunk_seqs, ctx.request_id)
+    get_broker().send_chunks(job.job_id, job.lane, job.chunk_seqs, ctx.request_id)
     log.info(
         "job.accepted",
         job_id=job.job_id,

@@ -83,6 +83,6 @@ _waiter: JobWaiter | None = None
 def get_waiter() -> JobWaiter:
     global _waiter
     if _waiter is None:
-        _waiter = JobWaiter(to_libpq_url(get_settings().require_database_url()))
+        _waiter = JobWaiter(to_libpq_url(get_settings().effective_database_url))
         _waiter.start()
     return _waiter

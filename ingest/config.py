@@ -80,25 +80,38 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis:// URL")
         return v
 
+    # Unset URLs mean the embedded servers that `metrics-ingest up` runs from `data_dir`: every process of the same
+    # settings (API, workers, admin commands) finds them on its own, and the settings object is never changed.
     @property
-    def embedded(self) -> bool:
-        return self.database_url is None or self.broker_url is None
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url
+
+    @property
+    def uses_embedded_broker(self) -> bool:
+        return not self.broker_url
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or embedded_database_url(self.embedded_pg_port)
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or embedded_broker_url(self.embedded_redis_port)
 
     @property
     def sqlalchemy_url(self) -> str:
-        return to_sqlalchemy_url(self.require_database_url())
+        return to_sqlalchemy_url(self.effective_database_url)
 
-    def require_database_url(self) -> str:
-        if not self.database_url:
-            raise ConfigError(
-                "METRICS_INGEST_DATABASE_URL is not set (run `metrics-ingest up` for the embedded default)"
-            )
-        return self.database_url
 
-    def require_broker_url(self) -> str:
-        if not self.broker_url:
-            raise ConfigError("METRICS_INGEST_BROKER_URL is not set (run `metrics-ingest up` for the embedded default)")
-        return self.broker_url
+EMBEDDED_DATABASE = "metrics_ingest"
+
+
+def embedded_database_url(port: int) -> str:
+    return f"postgresql://postgres@127.0.0.1:{port}/{EMBEDDED_DATABASE}"
+
+
+def embedded_broker_url(port: int) -> str:
+    return f"redis://127.0.0.1:{port}/0"
 
 
 class ConfigError(Exception):

@@ -19,6 +19,7 @@ from ingest.db import one_row
 from ingest.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests
 from ingest.payload import PublishRequest, encode_chunk
 
+LANES = ("interactive", "bulk")  # one broker queue each; interactive publishes never wait behind a backfill
 TERMINAL_STATES = ("succeeded", "completed_with_errors", "failed")
 JOB_COLUMNS = (
     "job_id, org_id, lane, state, source, principal, invocation_id, idempotency_key, request_id, total, "
@@ -35,16 +36,25 @@ class NewJob:
     existing: bool = False  # an idempotent replay of an already accepted job
 
 
-def backlog_items(conn: Connection) -> int:
-    return int(
-        conn.execute(
-            text("SELECT COALESCE(sum(total - succeeded - failed), 0) FROM jobs WHERE state IN ('queued', 'running')")
-        ).scalar()
+@dataclass(frozen=True)
+class Backlog:
+    items: int  # accepted and not yet processed
+    jobs: int  # queued or running
+
+
+def backlog_by_lane(conn: Connection) -> dict[str, Backlog]:
+    """The work accepted and not yet done, per lane (over the active jobs' partial index, never the history)."""
+    rows = conn.execute(
+        text(
+            "SELECT lane, COALESCE(sum(total - succeeded - failed), 0) AS items, count(*) AS jobs FROM jobs "
+            "WHERE state IN ('queued', 'running') GROUP BY lane"
+        )
     )
+    return {r.lane: Backlog(int(r.items), int(r.jobs)) for r in rows}
 
 
 def check_backlog(conn: Connection, incoming: int, limit: int) -> None:
-    backlog = backlog_items(conn)
+    backlog = sum(b.items for b in backlog_by_lane(conn).values())
     if backlog + incoming > limit and backlog > 0:
         raise TooManyRequests(
             f"Ingest backlog is {backlog} items (limit {limit}); retry later",

@@ -9,6 +9,8 @@ from functools import lru_cache
 import structlog
 from sqlalchemy import text
 
+from ingest import heartbeats
+from ingest.broker_port import Broker
 from ingest.config import Settings
 from ingest.db import schema_current, schema_head, transaction
 
@@ -22,36 +24,7 @@ def newest_schema() -> str:
     return schema_head()
 
 
-@lru_cache(maxsize=4)
-def redis_client(url: str):
-    import redis
-
-    return redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
-
-
-def broker_answers(url: str | None) -> bool:
-    if not url:
-        return False
-    try:
-        return bool(redis_client(url).ping())
-    except Exception as err:
-        log.warning("readiness.broker_failed", error=str(err).splitlines()[0] if str(err) else repr(err))
-        return False
-
-
-def workers_alive(conn, alive_s: float) -> int:
-    return int(
-        conn.execute(
-            text(
-                "SELECT count(*) FROM worker_heartbeats WHERE NOT stopped "
-                "AND last_seen > now() - make_interval(secs => :s)"
-            ),
-            {"s": alive_s},
-        ).scalar()
-    )
-
-
-def run_checks(settings: Settings) -> dict[str, bool]:
+def run_checks(settings: Settings, broker: Broker) -> dict[str, bool]:
     results = dict.fromkeys(CHECKS, False)
     try:
         with transaction() as conn:
@@ -59,10 +32,10 @@ def run_checks(settings: Settings) -> dict[str, bool]:
             conn.execute(text("SELECT 1"))
             results["database"] = True
             results["schema"] = schema_current(conn) == newest_schema()
-            results["workers"] = workers_alive(conn, settings.worker_alive_s) > 0
+            results["workers"] = heartbeats.alive_count(conn, settings.worker_alive_s) > 0
     except Exception as err:
         log.warning("readiness.database_failed", error=str(err).splitlines()[0] if str(err) else repr(err))
-    results["broker"] = broker_answers(settings.broker_url)
+    results["broker"] = broker.ping()
     return results
 
 

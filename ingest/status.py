@@ -9,18 +9,19 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest import readiness
+from ingest import heartbeats, jobs, readiness
+from ingest.broker_port import Broker
 from ingest.config import Settings
 from ingest.db import transaction
-from ingest.queue import LANES
+from ingest.jobs import LANES
 
 RUNNING_JOBS_SHOWN = 20
 WORKERS_SHOWN = 50
 RECENT_FAILURES_SHOWN = 10
 
 
-def collect(settings: Settings) -> dict[str, Any]:
-    checks = readiness.run_checks(settings)
+def collect(settings: Settings, broker: Broker) -> dict[str, Any]:
+    checks = readiness.run_checks(settings, broker)
     status: dict[str, Any] = {
         "ready": all(checks.values()),
         "services": readiness.report(checks)["checks"],
@@ -29,7 +30,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         "running_jobs": [],
         "failures_last_hour": {"jobs": 0, "items": 0, "recent": []},
     }
-    queued = queue_lengths(settings.broker_url) if checks["broker"] else {}
+    queued = queue_lengths(broker) if checks["broker"] else {}
     if checks["database"] and checks["schema"]:
         with transaction() as conn:
             conn.execute(text("SET LOCAL statement_timeout = 5000"))
@@ -41,48 +42,21 @@ def collect(settings: Settings) -> dict[str, Any]:
     return status
 
 
-def queue_lengths(broker_url: str | None) -> dict[str, int]:
+def queue_lengths(broker: Broker) -> dict[str, int]:
     try:
-        client = readiness.redis_client(broker_url or "")
-        return {lane: int(client.llen(lane)) for lane in LANES}
+        return broker.queue_lengths()
     except Exception:
         return {}
 
 
 def read_database(conn: Connection, worker_alive_s: float) -> dict[str, Any]:
-    backlog = {
-        r.lane: (int(r.items), int(r.jobs))
-        for r in conn.execute(
-            text(
-                "SELECT lane, COALESCE(sum(total - succeeded - failed), 0) AS items, count(*) AS jobs FROM jobs "
-                "WHERE state IN ('queued', 'running') GROUP BY lane"
-            )
-        )
-    }
+    backlog = jobs.backlog_by_lane(conn)
+    idle = jobs.Backlog(0, 0)
     lanes = [
-        {"lane": lane, "backlog_items": backlog.get(lane, (0, 0))[0], "active_jobs": backlog.get(lane, (0, 0))[1]}
+        {"lane": lane, "backlog_items": backlog.get(lane, idle).items, "active_jobs": backlog.get(lane, idle).jobs}
         for lane in sorted(set(LANES) | set(backlog))
     ]
-    workers = [
-        {
-            "worker_id": r.worker_id,
-            "hostname": r.hostname,
-            "pid": r.pid,
-            "lanes": list(r.lanes),
-            "started": r.started.isoformat(),
-            "last_seen": r.last_seen.isoformat(),
-            "seconds_since_heartbeat": round(float(r.age), 1),
-            "alive": float(r.age) <= worker_alive_s,
-        }
-        for r in conn.execute(
-            text(
-                "SELECT worker_id, hostname, pid, lanes, started, last_seen, "
-                "EXTRACT(EPOCH FROM now() - last_seen) AS age FROM worker_heartbeats WHERE NOT stopped "
-                "AND last_seen > now() - interval '1 hour' ORDER BY last_seen DESC LIMIT :n"
-            ),
-            {"n": WORKERS_SHOWN},
-        )
-    ]
+    workers = heartbeats.recent(conn, worker_alive_s, WORKERS_SHOWN)
     running = []
     for r in conn.execute(
         text(

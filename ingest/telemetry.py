@@ -17,9 +17,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest import counters
-from ingest.jobs import TERMINAL_STATES
-from ingest.queue import LANES
+from ingest import counters, heartbeats
+from ingest.jobs import LANES, TERMINAL_STATES, backlog_by_lane
 
 log = structlog.get_logger(__name__)
 
@@ -59,31 +58,11 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     http_duration.labels(method, route).observe(seconds)
 
 
-_SNAPSHOT = """
-SELECT 'counter' AS kind, series, lane, label, sum(value) AS v FROM telemetry_counters GROUP BY series, lane, label
-UNION ALL
-SELECT 'backlog', '', lane, '', COALESCE(sum(total - succeeded - failed), 0) FROM jobs
-  WHERE state IN ('queued', 'running') GROUP BY lane
-UNION ALL
-SELECT 'workers', '', '', '', count(*) FROM worker_heartbeats
-  WHERE NOT stopped AND last_seen > now() - make_interval(secs => :alive)
-"""
-
-
 def snapshot(conn: Connection, worker_alive_s: float) -> tuple[counters.Totals, dict[str, float], int]:
-    """(work counters, backlog per lane, workers alive) in one statement, bounded by a statement timeout."""
+    """(work counters, backlog per lane, workers alive) over small tables, bounded by a statement timeout."""
     conn.execute(text("SET LOCAL statement_timeout = 2000"))
-    totals = counters.Totals()
-    backlog: dict[str, float] = {}
-    workers = 0
-    for r in conn.execute(text(_SNAPSHOT), {"alive": worker_alive_s}):
-        if r.kind == "counter":
-            totals.values[(r.series, r.lane, r.label)] = float(r.v)
-        elif r.kind == "backlog":
-            backlog[r.lane] = float(r.v)
-        else:
-            workers = int(r.v)
-    return totals, backlog, workers
+    backlog = {lane: float(b.items) for lane, b in backlog_by_lane(conn).items()}
+    return counters.read_totals(conn), backlog, heartbeats.alive_count(conn, worker_alive_s)
 
 
 def database_families(totals: counters.Totals, backlog: dict[str, float], workers: int) -> list[Metric]:

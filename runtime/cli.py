@@ -47,11 +47,10 @@ def database() -> Iterator[None]:
     from runtime.embedded import EmbeddedPostgres, port_open
 
     settings = _settings()
-    if settings.database_url:
+    if not settings.uses_embedded_database:
         yield
         return
     pg = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port)
-    settings.database_url = pg.url
     if port_open(pg.port):
         yield
         return
@@ -66,6 +65,22 @@ def database() -> Iterator[None]:
 
         dispose_engine()
         pg.stop()
+
+
+def require_servers(settings: Settings) -> None:
+    """A part run on its own (`api`, `worker`) on the embedded default needs the servers of a running `up`."""
+    from runtime.embedded import port_open
+
+    if settings.uses_embedded_database and not port_open(settings.embedded_pg_port):
+        raise ConfigError(
+            "METRICS_INGEST_DATABASE_URL is not set and the embedded PostgreSQL is not running "
+            "(run `metrics-ingest up`, or set the URL)"
+        )
+    if settings.uses_embedded_broker and not port_open(settings.embedded_redis_port):
+        raise ConfigError(
+            "METRICS_INGEST_BROKER_URL is not set and the embedded Redis is not running "
+            "(run `metrics-ingest up`, or set the URL)"
+        )
 
 
 # -- service -------------------------------------------------------------------------------------------------
@@ -87,8 +102,7 @@ def api(
     import uvicorn
 
     settings = _settings()
-    settings.require_database_url()
-    settings.require_broker_url()
+    require_servers(settings)
     uvicorn.run(
         "api_shim.app:create_app",
         factory=True,
@@ -109,8 +123,7 @@ def worker(
 ) -> None:
     """Run a Celery worker process. Start as many as you like, on as many machines as you like."""
     settings = _settings()
-    settings.require_database_url()
-    settings.require_broker_url()
+    require_servers(settings)
     from worker.app import run_worker
 
     run_worker(lanes.split(","), concurrency or settings.worker_concurrency, name)
@@ -123,7 +136,7 @@ def migrate() -> None:
 
     settings = _settings()
     with database():
-        run_migrations(settings.require_database_url())
+        run_migrations(settings.effective_database_url)
     typer.echo("database is at the newest schema")
 
 
@@ -139,6 +152,7 @@ def status(
     Exits 1 when the service is not ready."""
     import json
 
+    from broker import CeleryBroker
     from ingest import status as status_mod
     from ingest.logs import configure_logging
     from runtime.status_screen import render
@@ -148,8 +162,7 @@ def status(
     if endpoint:
         found = _remote_status(endpoint.rstrip("/"), token or settings.metrics_token)
     else:
-        _point_at_embedded(settings)
-        found = status_mod.collect(settings)
+        found = status_mod.collect(settings, CeleryBroker.from_settings(settings))
     if as_json:
         typer.echo(json.dumps(found, indent=2, default=str))
     else:
@@ -175,16 +188,6 @@ def _remote_status(endpoint: str, token: str | None) -> dict:
     found["endpoint"] = endpoint
     found["services"] = {"api": "ok", **found.get("services", {})}
     return found
-
-
-def _point_at_embedded(settings: Settings) -> None:
-    """With the embedded default, look at the servers of a running `up` (never start them: status only looks)."""
-    from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
-
-    if not settings.database_url:
-        settings.database_url = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port).url
-    if not settings.broker_url:
-        settings.broker_url = EmbeddedRedis(settings.data_dir.resolve(), settings.embedded_redis_port).url
 
 
 # -- admin ---------------------------------------------------------------------------------------------------

@@ -20,10 +20,11 @@ from pathlib import Path
 
 import structlog
 
+from ingest.config import EMBEDDED_DATABASE, embedded_broker_url, embedded_database_url
+
 log = structlog.get_logger(__name__)
 
 PG_USER = "embedded_postgres"
-PG_DATABASE = "metrics_ingest"
 
 
 def free_port() -> int:
@@ -88,7 +89,7 @@ class EmbeddedPostgres:
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{PG_DATABASE}"
+        return embedded_database_url(self.port)
 
     def admin_url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
@@ -172,7 +173,7 @@ class EmbeddedPostgres:
                     raise
                 time.sleep(0.1)
 
-    def ensure_database(self, name: str = PG_DATABASE) -> None:
+    def ensure_database(self, name: str = EMBEDDED_DATABASE) -> None:
         import psycopg
 
         with psycopg.connect(self.admin_url(), autocommit=True) as conn:
@@ -192,7 +193,7 @@ class EmbeddedRedis:
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return embedded_broker_url(self.port)
 
     def start(self) -> subprocess.Popen:
         redis_dir = self.data_dir / "redis"

@@ -7,7 +7,6 @@ with the reason, rather than flapping for ever.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -45,21 +44,16 @@ class Supervisor:
         self.restart_window_s = restart_window_s
         self.children: list[Child] = []
         self.stopping = False
-        self.database_url = settings.database_url
-        self.broker_url = settings.broker_url
         self.pg: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
 
     # -- children -------------------------------------------------------------------------------------------
-    def _service_env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["METRICS_INGEST_DATABASE_URL"] = self.database_url or ""
-        env["METRICS_INGEST_BROKER_URL"] = self.broker_url or ""
-        return env
-
     def _cli(self, *args: str) -> Callable[[], subprocess.Popen]:
+        """A child running `metrics-ingest ARGS` with this process's environment: the same settings, so it finds
+        the same servers (the embedded ones included) on its own."""
+
         def start() -> subprocess.Popen:
-            return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args], env=self._service_env())
+            return subprocess.Popen([sys.executable, "-m", "runtime.cli", *args])
 
         return start
 
@@ -72,17 +66,15 @@ class Supervisor:
     def start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
-        if not self.database_url:
+        if s.uses_embedded_database:
             self.pg = EmbeddedPostgres(s.data_dir.resolve(), s.embedded_pg_port)
             self._add("postgres", self.pg.start, lambda p: self.pg.stop())  # type: ignore[union-attr]
-            self.database_url = self.pg.url
-        if not self.broker_url:
+        if s.uses_embedded_broker:
             self.redis = EmbeddedRedis(s.data_dir.resolve(), s.embedded_redis_port)
             self._add("redis", self.redis.start, lambda p: self.redis.stop())  # type: ignore[union-attr]
-            self.broker_url = self.redis.url
         from ingest.db import migrate
 
-        migrate(self.database_url)
+        migrate(s.effective_database_url)
         log.info("up.migrated")
         self._add("worker", self._cli("worker", "--lanes", "bulk,interactive"))
         if s.interactive_worker:

@@ -1,4 +1,4 @@
-"""The Celery worker app. Transport settings come from `ingest.queue`; the worker adds its own here."""
+"""The Celery worker app. Transport settings come from `broker.celery_app`; the worker adds its own here."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import socket
 import structlog
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
+from broker import CeleryBroker
+from broker.celery_app import make_celery
 from ingest.config import get_settings
 from ingest.db import dispose_engine
-from ingest.queue import make_celery
 
 log = structlog.get_logger(__name__)
 
 app = make_celery(get_settings())
+broker = CeleryBroker(app, get_settings().effective_broker_url)  # the sweeper re-sends lost chunk messages with it
 app.conf.update(
     include=["worker.tasks"],
     worker_max_tasks_per_child=10_000,
@@ -36,7 +38,7 @@ def _start_sweeper(sender=None, **_: object) -> None:
     from worker.sweeper import start_background
 
     lanes = [q.name for q in sender.app.amqp.queues.consume_from.values()] if sender else []
-    start_background(lanes)
+    start_background(broker, lanes)
 
 
 @worker_shutdown.connect

@@ -14,10 +14,11 @@ import uuid
 import structlog
 from sqlalchemy import text
 
-from ingest import jobs
+from ingest import heartbeats, jobs
+from ingest.broker_port import Broker
 from ingest.config import get_settings
 from ingest.db import transaction
-from ingest.queue import LANES, enqueue_chunks, producer
+from ingest.jobs import LANES
 
 log = structlog.get_logger(__name__)
 
@@ -29,26 +30,15 @@ SWEEP_LOCK = 727275
 
 def heartbeat(lanes: list[str]) -> None:
     with transaction() as conn:
-        conn.execute(
-            text(
-                "INSERT INTO worker_heartbeats (worker_id, hostname, pid, lanes) VALUES (:w, :h, :p, :l) "
-                "ON CONFLICT (worker_id) DO UPDATE SET last_seen = now(), stopped = false"
-            ),
-            {"w": WORKER_ID, "h": socket.gethostname(), "p": os.getpid(), "l": lanes},
-        )
-        conn.execute(text("DELETE FROM worker_heartbeats WHERE last_seen < now() - interval '1 day'"))
+        heartbeats.beat(conn, WORKER_ID, socket.gethostname(), os.getpid(), lanes)
 
 
-def queue_length(lane: str) -> int:
-    with producer().connection_for_write() as conn:
-        return int(conn.default_channel.client.llen(lane))
-
-
-def sweep_once(requeue_after_s: float) -> int:
+def sweep_once(broker: Broker, requeue_after_s: float) -> int:
     """Re-send lost chunk messages; returns how many were sent."""
     sent = 0
+    waiting = broker.queue_lengths()
     for lane in LANES:
-        if queue_length(lane) > 0:
+        if waiting.get(lane, 0) > 0:
             continue
         with transaction() as conn:
             if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": SWEEP_LOCK}).scalar():
@@ -58,35 +48,35 @@ def sweep_once(requeue_after_s: float) -> int:
         for job_id, seq in lost:
             by_job.setdefault(job_id, []).append(seq)
         for job_id, seqs in by_job.items():
-            enqueue_chunks(job_id, lane, seqs)
+            broker.send_chunks(job_id, lane, seqs)
             log.warning("sweeper.resent", job_id=job_id, lane=lane, chunks=len(seqs))
         sent += len(lost)
     return sent
 
 
-def _loop(lanes: list[str]) -> None:
+def _loop(broker: Broker, lanes: list[str]) -> None:
     settings = get_settings()
     interval = min(settings.sweep_interval_s, settings.heartbeat_interval_s)
     while not _stop.is_set():
         try:
             heartbeat(lanes)
-            sweep_once(settings.requeue_after_s)
+            sweep_once(broker, settings.requeue_after_s)
         except Exception as err:  # database or broker away: try again next tick
             log.warning("sweeper.tick_failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
         _stop.wait(interval)
     try:
         with transaction() as conn:
-            conn.execute(text("UPDATE worker_heartbeats SET stopped = true WHERE worker_id = :w"), {"w": WORKER_ID})
+            heartbeats.mark_stopped(conn, WORKER_ID)
     except Exception:
         pass
 
 
-def start_background(lanes: list[str]) -> None:
+def start_background(broker: Broker, lanes: list[str]) -> None:
     global _thread
     if _thread is not None:
         return
     _stop.clear()
-    _thread = threading.Thread(target=_loop, args=(lanes,), name="metrics-ingest-sweeper", daemon=True)
+    _thread = threading.Thread(target=_loop, args=(broker, lanes), name="metrics-ingest-sweeper", daemon=True)
     _thread.start()
     log.info("sweeper.started", worker_id=WORKER_ID, lanes=lanes)
 

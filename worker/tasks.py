@@ -9,12 +9,12 @@ import structlog
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
+from broker.celery_app import PROCESS_CHUNK
 from ingest import jobs
 from ingest.config import get_settings
 from ingest.db import transaction
 from ingest.payload import decode_chunk
 from ingest.publish import JobContext, process_chunk
-from ingest.queue import PROCESS_CHUNK
 from worker.app import app
 
 log = structlog.get_logger(__name__)

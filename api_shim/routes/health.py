@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from api_shim.deps import get_broker
 from ingest import readiness
 from ingest.config import get_settings
 
@@ -21,5 +22,5 @@ def healthz() -> dict:
 def readyz() -> JSONResponse:
     """200 when PostgreSQL answers, its schema is at the newest migration, Redis answers and a worker sent a
     heartbeat within `METRICS_INGEST_WORKER_ALIVE_S`; otherwise 503 with the same body naming the failed checks."""
-    body = readiness.report(readiness.run_checks(get_settings()))
+    body = readiness.report(readiness.run_checks(get_settings(), get_broker()))
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503, headers={"Cache-Control": "no-store"})

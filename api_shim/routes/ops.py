@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from api_shim.deps import get_broker
 from ingest import status, telemetry
 from ingest.config import get_settings
 from ingest.db import transaction
@@ -37,4 +38,4 @@ async def metrics(authorization: str | None = Header(default=None, include_in_sc
 @router.get("/ops/status")
 def ops_status(authorization: str | None = Header(default=None, include_in_schema=False)) -> dict:
     require_operator(authorization)
-    return status.collect(get_settings())
+    return status.collect(get_settings(), get_broker())
