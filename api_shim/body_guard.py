@@ -10,10 +10,10 @@ import asyncio
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api_shim.bodies import is_ndjson
 from ingest.config import Settings, get_settings
 from ingest.errors import InvalidRequest, PayloadTooLarge
 
-NDJSON_TYPES = (b"application/x-ndjson", b"application/ndjson", b"application/jsonl")
 JOBS_PATH = "/v1/metrics/jobs"
 
 
@@ -23,9 +23,8 @@ class BodyStalled(InvalidRequest):
 
 def body_limit(scope: Scope, settings: Settings) -> tuple[int, str]:
     """The byte limit for this request and the setting that holds it."""
-    headers = dict(scope.get("headers") or [])
-    content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
-    if scope.get("path") == JOBS_PATH and content_type in NDJSON_TYPES:
+    content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+    if scope.get("path") == JOBS_PATH and is_ndjson(content_type):
         return settings.max_ndjson_bytes, "METRICS_INGEST_MAX_NDJSON_BYTES"
     return settings.max_body_bytes, "METRICS_INGEST_MAX_BODY_BYTES"
 

@@ -49,6 +49,12 @@ class RequestContext:
             yield Caller(conn, principal, principal.org_for(first or second))
 
 
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
 def request_context(
     authorization: str | None = Header(default=None, include_in_schema=False),
     x_roboto_org_id: str | None = Header(default=None),
@@ -56,9 +62,6 @@ def request_context(
     x_request_id: str | None = Header(default=None, include_in_schema=False),
     x_roboto_api_version: str | None = Header(default=None),
 ) -> RequestContext:
-    token = None
-    if authorization:
-        scheme, _, value = authorization.partition(" ")
-        if scheme.lower() == "bearer" and value.strip():
-            token = value.strip()
-    return RequestContext(token, x_roboto_org_id, x_roboto_resource_owner_id, x_request_id, x_roboto_api_version)
+    return RequestContext(
+        bearer_token(authorization), x_roboto_org_id, x_roboto_resource_owner_id, x_request_id, x_roboto_api_version
+    )

@@ -9,10 +9,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ingest.db import is_transient
 from ingest.errors import DomainError, InvalidRequest, NotFound, ServiceUnavailable
 
 log = structlog.get_logger(__name__)
@@ -52,55 +53,31 @@ def install_error_handlers(app: FastAPI) -> None:
             return envelope_response(InvalidRequest(f"Method {request.method} is not allowed on {request.url.path}"))
         return envelope_response(InvalidRequest(str(exc.detail)))
 
-    def _unavailable(exc: Exception, message: str) -> JSONResponse:
-        orig = getattr(exc, "orig", None) or exc
-        log.warning("database.unavailable", error_type=type(orig).__name__, error=(str(orig) or "").split("\n")[0])
-        return envelope_response(ServiceUnavailable(message, headers={"Retry-After": "5"}))
-
-    # The server is gone: connect refused, connection dropped mid-request (OperationalError, or InterfaceError
-    # "the connection is closed" on a pooled connection), or no pooled connection free in time.
-    @app.exception_handler(OperationalError)
-    async def _db_down(_: Request, exc: OperationalError) -> JSONResponse:
-        return _unavailable(exc, "The database is unavailable; retry shortly")
-
-    @app.exception_handler(InterfaceError)
-    async def _db_interface(_: Request, exc: InterfaceError) -> JSONResponse:
-        return _unavailable(exc, "The database connection was lost; retry shortly")
-
-    @app.exception_handler(PoolTimeout)
-    async def _db_pool(_: Request, exc: PoolTimeout) -> JSONResponse:
-        return _unavailable(exc, "The database is busy or unavailable; retry shortly")
-
-    # Raw psycopg (the LISTEN connection, direct reads) fails the same ways without SQLAlchemy's wrapper.
-    @app.exception_handler(psycopg.OperationalError)
-    async def _pg_down(_: Request, exc: psycopg.OperationalError) -> JSONResponse:
-        return _unavailable(exc, "The database is unavailable; retry shortly")
-
-    @app.exception_handler(psycopg.InterfaceError)
-    async def _pg_interface(_: Request, exc: psycopg.InterfaceError) -> JSONResponse:
-        return _unavailable(exc, "The database connection was lost; retry shortly")
-
-    # Values PostgreSQL cannot store (a NUL in text, a number out of range) come from the request: a 400.
-    @app.exception_handler(DataError)
-    async def _db_data(_: Request, exc: DataError) -> JSONResponse:
-        reason = (str(exc.orig) or "invalid value").split("\n")[0]
-        return envelope_response(InvalidRequest(f"A value in the request cannot be stored: {reason}"))
-
-    @app.exception_handler(UnicodeEncodeError)
-    async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
-        return envelope_response(InvalidRequest("A value in the request is not valid Unicode (lone surrogate)"))
-
-    @app.exception_handler(DBAPIError)
-    async def _db_error(_: Request, exc: DBAPIError) -> JSONResponse:
-        if exc.connection_invalidated or isinstance(
-            exc.orig, psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.AdminShutdown
-        ):
-            return _unavailable(exc, "The database connection was lost; retry shortly")
+    # Database errors, through SQLAlchemy or raw psycopg (the LISTEN connection): a value PostgreSQL cannot store (a
+    # NUL in text, a number out of range) comes from the request (400); a transient failure (server away, connection
+    # dropped, no pooled connection free, lock time-out) is a 503 the SDK retries; anything else is our fault (500).
+    async def _database(_: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, DataError):
+            reason = (str(exc.orig) or "invalid value").split("\n")[0]
+            return envelope_response(InvalidRequest(f"A value in the request cannot be stored: {reason}"))
+        if is_transient(exc):
+            orig = getattr(exc, "orig", None) or exc
+            log.warning("database.unavailable", error_type=type(orig).__name__, error=(str(orig) or "").split("\n")[0])
+            return envelope_response(
+                ServiceUnavailable("The database is unavailable or busy; retry shortly", headers={"Retry-After": "5"})
+            )
         log.exception("database.error")
         return JSONResponse(
             {"error": {"error_code": "RobotoServiceException", "message": "Internal database error"}},
             status_code=500,
         )
+
+    for database_error in (DBAPIError, PoolTimeout, psycopg.Error):
+        app.add_exception_handler(database_error, _database)
+
+    @app.exception_handler(UnicodeEncodeError)
+    async def _unencodable(_: Request, exc: UnicodeEncodeError) -> JSONResponse:
+        return envelope_response(InvalidRequest("A value in the request is not valid Unicode (lone surrogate)"))
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from ingest.errors import InvalidRequest
-
-NOT_SET: Any = type("NotSet", (), {"__repr__": lambda self: "NotSet"})()
+from ingest.notset import NOT_SET
 
 
 def not_set_or(value: Any, field: str, *, allow_null: bool = True) -> Any:
@@ -66,7 +65,7 @@ def body_digest(body: Any) -> str:
 
 
 def encode_page_token(position: dict, bound_to: str | None = None) -> str:
-    doc = {"p": position}
+    doc: dict[str, Any] = {"p": position}
     if bound_to is not None:
         doc["b"] = bound_to
     raw = json.dumps(doc, separators=(",", ":")).encode()
@@ -88,23 +87,57 @@ def decode_page_token(token: str, bound_to: str | None = None) -> dict:
     return position
 
 
-def metric_record(row: dict) -> dict:
+def metric_record(row: Mapping[str, Any]) -> dict:
+    """A stored value (a row of `ingest.values.RECORD_COLUMNS`) as a Roboto MetricRecord."""
+    return record_of(
+        row["org_id"],
+        row["metric_id"],
+        row["name"],
+        row.get("unit"),
+        row["session_id"],
+        row["value"],
+        row["device_id"],
+        row["invocation_id"],
+        row["session_start_ns"],
+        row["session_end_ns"],
+        row["published_by"],
+        iso(row["published"]),
+        row.get("group_key"),
+    )
+
+
+def record_of(
+    org_id: str,
+    metric_id: str,
+    name: str,
+    unit: str | None,
+    session_id: str,
+    value: float,
+    device_id: str | None,
+    invocation_id: str | None,
+    start_ns: int,
+    end_ns: int,
+    published_by: str,
+    published: str,
+    group_key: str | None,
+) -> dict:
+    """The MetricRecord shape, the one place it is written (a query page calls this for up to 10,000 rows)."""
     return {
-        "org_id": row["org_id"],
-        "metric_id": row["metric_id"],
-        "name": row["name"],
-        "session_id": row["session_id"],
-        "min_timestamp_ns": row["session_start_ns"],
-        "max_timestamp_ns": row["session_end_ns"],
-        "session_start_time_ns": row["session_start_ns"],
-        "session_end_time_ns": row["session_end_ns"],
-        "value": row["value"],
-        "device_id": row["device_id"],
-        "invocation_id": row["invocation_id"],
-        "published_by": row["published_by"],
-        "published": iso(row["published"]),
-        "unit": row.get("unit"),
-        "group_key": row.get("group_key"),
+        "org_id": org_id,
+        "metric_id": metric_id,
+        "name": name,
+        "session_id": session_id,
+        "min_timestamp_ns": start_ns,
+        "max_timestamp_ns": end_ns,
+        "session_start_time_ns": start_ns,
+        "session_end_time_ns": end_ns,
+        "value": value,
+        "device_id": device_id,
+        "invocation_id": invocation_id,
+        "published_by": published_by,
+        "published": published,
+        "unit": unit,
+        "group_key": group_key,
     }
 
 
@@ -134,7 +167,7 @@ BATCH_RESPONSE_SINCE = "2026-10-05"
 
 
 def wants_batch_response(api_version: str | None) -> bool:
-    return bool(api_version) and api_version >= BATCH_RESPONSE_SINCE  # ISO dates compare as strings
+    return api_version is not None and api_version >= BATCH_RESPONSE_SINCE  # ISO dates compare as strings
 
 
 def publish_response(items: list, api_version: str | None) -> dict:

@@ -4,7 +4,7 @@
     python bench/soak.py --minutes 1     # a quick check
 
 Load: N roboto SDK publishers (Metric.publish, default 8), one backfill at a time through the job API (NDJSON),
-and, when the read routes exist, Metric.query / Metric.aggregate (skipped if the server answers "No route").
+and Metric.query / Metric.aggregate.
 Measured: latency per operation (p50/p95/p99 per time window), errors by class, RSS of every process under `up`
 (API, workers, PostgreSQL, Redis) sampled over time. Targets: flat memory, zero 5xx. Results: a markdown summary
 on stdout and the raw figures as JSON (--out).
@@ -253,9 +253,7 @@ def backfiller(url: str, token: str, sessions: list[str], items: int, rec: Recor
                 stop.wait(1)
 
 
-def reader(
-    url: str, token: str, sessions: list[str], publishers: int, rec: Recorder, stop: threading.Event, query: bool
-):
+def reader(url: str, token: str, sessions: list[str], publishers: int, rec: Recorder, stop: threading.Event):
     from roboto.domain.metrics import AggregationPeriod, Metric, NumericAggregation
 
     client = sdk_client(url, token)
@@ -265,26 +263,20 @@ def reader(
         while not stop.is_set():
             session = rnd.choice(sessions)
             rec.timed("get_by_session", lambda s=session: checked(http.get(f"/v1/metrics/session/{s}/")))
-            if query:
-                name = f"soak.p{rnd.randrange(publishers)}.m{rnd.randrange(10)}"
-                rec.timed("query", lambda n=name: list(Metric.query(n, roboto_client=client)))
-                rec.timed(
-                    "aggregate",
-                    lambda n=name: Metric.aggregate(
-                        n,
-                        AggregationPeriod.Daily,
-                        NumericAggregation.Mean,
-                        SESSION_START_NS - 86_400 * 10**9,
-                        SESSION_START_NS + 40 * 86_400 * 10**9,
-                        roboto_client=client,
-                    ),
-                )
+            name = f"soak.p{rnd.randrange(publishers)}.m{rnd.randrange(10)}"
+            rec.timed("query", lambda n=name: list(Metric.query(n, roboto_client=client)))
+            rec.timed(
+                "aggregate",
+                lambda n=name: Metric.aggregate(
+                    n,
+                    AggregationPeriod.Daily,
+                    NumericAggregation.Mean,
+                    SESSION_START_NS - 86_400 * 10**9,
+                    SESSION_START_NS + 40 * 86_400 * 10**9,
+                    roboto_client=client,
+                ),
+            )
             stop.wait(0.5)
-
-
-def read_routes_exist(url: str, token: str) -> bool:
-    resp = httpx.post(url + "/v1/metrics/query", json={}, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    return not (resp.status_code == 404 and "No route" in resp.text)
 
 
 def drain_and_count(service: Service, timeout_s: float = 180) -> dict:
@@ -372,7 +364,7 @@ def summarize(rec: Recorder, window_s: float) -> dict:
 
 
 def markdown(summary: dict, args, duration_s: float, items: dict) -> str:
-    reads = "query + aggregate + get_by_session" if summary.get("query") else "get_by_session only"
+    reads = "query + aggregate + get_by_session"
     out = [
         f"## Soak: {duration_s / 60:.1f} min, {args.publishers} SDK publishers x {args.entries} entries, "
         f"backfill jobs of {args.backfill_items} items, reads: {reads}",
@@ -447,9 +439,6 @@ def main() -> None:
                 )
             )
             sessions.append(sid)
-        query = read_routes_exist(service.url, token)
-        if not query:
-            print("read routes (query/aggregate) not on this server: skipped", file=sys.stderr)
         rec = Recorder()
         threads.append(threading.Thread(target=sample_rss, args=(service, rec, args.sample_s, stop), daemon=True))
         for n in range(args.publishers):
@@ -465,7 +454,7 @@ def main() -> None:
         )
         threads.append(
             threading.Thread(
-                target=reader, args=(service.url, token, sessions, args.publishers, rec, stop, query), daemon=True
+                target=reader, args=(service.url, token, sessions, args.publishers, rec, stop), daemon=True
             )
         )
         for t in threads:
@@ -481,7 +470,6 @@ def main() -> None:
         stop.set()
         service.stop()
     summary = summarize(rec, args.window_s)
-    summary["query"] = query
     print(markdown(summary, args, duration, items))
     if args.out:
         args.out.write_text(

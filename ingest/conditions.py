@@ -164,8 +164,7 @@ class _Compiler:
         return "(" + f" {op.upper()} ".join(parts) + ")"
 
     def leaf(self, node: dict) -> str:
-        name = node.get("field")
-        _, expr, typ = resolve_field(name)
+        name, expr, typ = resolve_field(node.get("field"))
         comparator = node.get("comparator")
         if not isinstance(comparator, str):
             raise IllegalArgument(f"Condition on '{name}' needs a comparator")

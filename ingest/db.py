@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ingest.config import Settings, get_settings
 
@@ -83,6 +86,26 @@ def schema_head() -> str:
 
 def schema_current(conn: Connection) -> str | None:
     return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+def is_transient(err: BaseException) -> bool:
+    """The database could not do it now: the server is away, a connection broke, no pooled connection was free in
+    time, or a statement lost a race (lock time-out, deadlock, serialization failure). Nothing in the request is wrong;
+    the same work may succeed when retried."""
+    if isinstance(
+        err, OperationalError | InterfaceError | PoolTimeout | psycopg.OperationalError | psycopg.InterfaceError
+    ):
+        return True
+    return isinstance(err, DBAPIError) and (
+        err.connection_invalidated or isinstance(err.orig, psycopg.OperationalError | psycopg.InterfaceError)
+    )
+
+
+def driver_connection(conn: Connection) -> psycopg.Connection:
+    """The psycopg connection under a SQLAlchemy one, for what SQLAlchemy does not offer (COPY, binary cursors)."""
+    raw = conn.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    return raw
 
 
 def one_row(conn: Connection, sql: str, params: dict, missing: Exception) -> dict:

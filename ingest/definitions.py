@@ -11,13 +11,12 @@ from sqlalchemy.engine import Connection
 from ingest import ids
 from ingest.db import one_row
 from ingest.errors import Conflict, InvalidRequest, NotFound
+from ingest.notset import NOT_SET
 from ingest.payload import text_problem
 
 NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
 MAX_UNIT_LENGTH = 63
 DEFINITION_COLUMNS = "org_id, metric_id, name, description, unit, created_by, created, modified_by, modified"
-
-UNSET: Any = object()
 
 
 def name_problem(name: str, max_length: int) -> str | None:
@@ -87,14 +86,14 @@ def list_definitions(conn: Connection, org_id: str, after_name: str | None, limi
 
 
 def update_definition(
-    conn: Connection, org_id: str, name: str, modified_by: str, *, description: Any = UNSET, unit: Any = UNSET
+    conn: Connection, org_id: str, name: str, modified_by: str, *, description: Any = NOT_SET, unit: Any = NOT_SET
 ) -> dict:
     sets = ["modified_by = :p", "modified = now()"]
     params: dict[str, Any] = {"o": org_id, "n": name, "p": modified_by}
-    if description is not UNSET:
+    if description is not NOT_SET:
         sets.append("description = :d")
         params["d"] = description
-    if unit is not UNSET:
+    if unit is not NOT_SET:
         _check_unit(unit)
         sets.append("unit = :u")
         params["u"] = unit

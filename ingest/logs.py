@@ -6,6 +6,8 @@ import contextlib
 import logging
 import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
 
@@ -22,7 +24,7 @@ def redact(value: str) -> str:
     return value
 
 
-def _redact_processor(_logger, _name, event_dict: dict) -> dict:
+def _redact_processor(_logger: object, _name: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in event_dict.items():
         if isinstance(value, str):
             event_dict[key] = redact(value)
@@ -34,7 +36,7 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     json_lines = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
-    shared = [
+    shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ingest.errors import InvalidRequest
-
-DEVICE_NOT_SET: Any = object()
+from ingest.notset import NOT_SET
 
 
 @dataclass(frozen=True)
@@ -33,18 +32,18 @@ class Limits:
 @dataclass
 class PublishRequest:
     session_id: str
-    device_id: Any  # str, None (no device) or DEVICE_NOT_SET (infer)
+    device_id: Any  # str, None (no device) or NOT_SET (infer)
     entries: list[tuple[str, float | None]]
 
     def to_compact(self) -> dict:
         doc: dict[str, Any] = {"s": self.session_id, "m": self.entries}
-        if self.device_id is not DEVICE_NOT_SET:
+        if self.device_id is not NOT_SET:
             doc["d"] = self.device_id
         return doc
 
     @classmethod
     def from_compact(cls, doc: dict) -> PublishRequest:
-        return cls(doc["s"], doc.get("d", DEVICE_NOT_SET), [(n, v) for n, v in doc["m"]])
+        return cls(doc["s"], doc.get("d", NOT_SET), [(n, v) for n, v in doc["m"]])
 
 
 def text_problem(value: str) -> str | None:
@@ -69,7 +68,7 @@ def parse_request(obj: Any, limits: Limits, where: str = "request") -> PublishRe
         raise InvalidRequest(f"{where}.session_id is longer than {limits.max_id_length} characters")
     if problem := text_problem(session_id):
         raise InvalidRequest(f"{where}.session_id {problem}")
-    device: Any = DEVICE_NOT_SET
+    device: Any = NOT_SET
     if "device_id" in obj:
         raw = obj["device_id"]
         if isinstance(raw, dict):

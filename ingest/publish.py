@@ -17,9 +17,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import ids
+from ingest.db import driver_connection
 from ingest.definitions import name_problem
 from ingest.errors import InvalidRequest, NotFound
-from ingest.payload import DEVICE_NOT_SET, PublishRequest
+from ingest.notset import NOT_SET
+from ingest.payload import PublishRequest
 
 COPY_THRESHOLD = 200  # rows; above this the upsert goes through COPY into a staging table
 
@@ -91,7 +93,7 @@ def infer_device(request: PublishRequest, session: Session, devices: set[str]) -
     """The device a request's rows get: explicit, none, or the session's single attached device."""
     if request.device_id is None:
         return None
-    if request.device_id is not DEVICE_NOT_SET:
+    if request.device_id is not NOT_SET:
         if request.device_id not in devices:
             raise NotFound(f"Device '{request.device_id}' not found")
         return request.device_id
@@ -147,7 +149,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
     concurrent chunks lock rows in the same order."""
     if not rows:
         return
-    params = {"o": ctx.org_id, "inv": ctx.invocation_id, "by": ctx.principal, "pub": ctx.published}
+    params: dict[str, Any] = {"o": ctx.org_id, "inv": ctx.invocation_id, "by": ctx.principal, "pub": ctx.published}
     select = (
         "SELECT metric_id, session_id, :o, value, device_id, CAST(:inv AS text), session_start_ns, session_end_ns, "
         "CAST(:by AS text), CAST(:pub AS timestamptz) FROM {source} ORDER BY metric_id, session_id "
@@ -165,8 +167,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
         params.update({f"c{i}": list(c) for i, c in enumerate(cols)})
         conn.execute(text(insert + select.format(source=source) + UPSERT_TAIL), params)
         return
-    raw = conn.connection.driver_connection
-    with raw.cursor() as cur:
+    with driver_connection(conn).cursor() as cur:
         cur.execute(
             "CREATE TEMP TABLE IF NOT EXISTS staging_values (metric_id text, session_id text, value float8, "
             "device_id text, session_start_ns int8, session_end_ns int8) ON COMMIT DELETE ROWS"

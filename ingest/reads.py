@@ -17,10 +17,10 @@ from sqlalchemy.engine import Connection
 
 from ingest import periods
 from ingest.conditions import Compiled, compile_condition
-from ingest.db import one_row
+from ingest.db import driver_connection, one_row
 from ingest.errors import IllegalArgument, InvalidRequest, NotFound
+from ingest.notset import NOT_SET
 
-ANY: Any = type("AnyValue", (), {"__repr__": lambda self: "ANY"})()
 """An id filter that is not set: every row matches."""
 
 MAX_PAGE = 10_000
@@ -53,9 +53,9 @@ VALUE_FIELDS = (
 @dataclass
 class Filters:
     time_column: str
-    device_ids: Any = ANY  # ANY | None (IS NULL) | list[str]
-    session_ids: Any = ANY  # ANY | list[str]
-    invocation_ids: Any = ANY  # ANY | None | list[str]
+    device_ids: Any = NOT_SET  # NOT_SET | None (IS NULL) | list[str]
+    session_ids: Any = NOT_SET  # NOT_SET | list[str]
+    invocation_ids: Any = NOT_SET  # NOT_SET | None | list[str]
     condition: Compiled | None = None
     group_by: str | None = None  # canonical group field name
     group_expr: str | None = None
@@ -70,7 +70,7 @@ def time_column(time_filter: object) -> str:
 
 
 def id_filter(value: Any, field_name: str, *, allow_null: bool = True) -> Any:
-    if value is ANY or (value is None and allow_null):
+    if value is NOT_SET or (value is None and allow_null):
         return value
     if value is None:
         raise InvalidRequest(f"{field_name} must not be null")
@@ -90,7 +90,7 @@ def group_expression(group_by: object) -> tuple[str | None, str | None]:
 
 
 def build_filters(body: dict, ids: dict[str, Any]) -> Filters:
-    """`ids` holds the three include_* fields already decoded from the wire (ANY for not set)."""
+    """`ids` holds the three include_* fields already decoded from the wire (NOT_SET for not set)."""
     group_by, group_expr = group_expression(body.get("group_by"))
     return Filters(
         time_column=time_column(body.get("time_filter")),
@@ -144,7 +144,7 @@ def where_sql(metric_id: str, filters: Filters, lo: int, hi: int) -> tuple[str, 
     ):
         if value is None:
             parts.append(f"{column} IS NULL")
-        elif value is not ANY:
+        elif value is not NOT_SET:
             parts.append(f"{column} = ANY(CAST(:{name} AS text[]))")
             params[name] = value
     if filters.condition is not None:
@@ -171,7 +171,7 @@ class Groups:
 def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
     """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects."""
     compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
-    with conn.connection.driver_connection.cursor(binary=True) as cur:
+    with driver_connection(conn).cursor(binary=True) as cur:
         cur.execute(compiled.string, compiled.params)
         return cur.fetchall()
 
@@ -255,7 +255,7 @@ def _sort_expr(spec: QuerySpec) -> str:
         return f"v.{spec.filters.time_column}"
     if spec.sort_by == "group_key":
         return spec.filters.group_expr or "NULL"
-    return SORT_KEYS[spec.sort_by]
+    return SORT_KEYS[spec.sort_by] or f"v.{spec.filters.time_column}"
 
 
 def _key_param(spec: QuerySpec, raw: Any) -> Any:
@@ -325,9 +325,10 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
     if first:
         now_ns = time.time_ns()
     else:
-        now_ns = position.get("n")
-        if isinstance(now_ns, bool) or not isinstance(now_ns, int):
+        given = position.get("n")
+        if isinstance(given, bool) or not isinstance(given, int):
             raise InvalidRequest("page_token is not a valid page token")
+        now_ns = given
     hi = spec.end_ns if spec.end_ns is not None else now_ns
     where, params = where_sql(spec.metric["metric_id"], spec.filters, spec.start_ns, hi)
     groups = rank_groups(conn, spec.filters, where, params) if spec.start_ns < hi else Groups()
@@ -398,13 +399,13 @@ class AggregateResult:
 def parse_period(period: object) -> str:
     if period not in periods.PERIODS:
         raise InvalidRequest(f"period must be one of {', '.join(periods.PERIODS)}")
-    return period  # type: ignore[return-value]
+    return str(period)
 
 
 def parse_aggregation(aggregation: object) -> str:
     if aggregation not in AGGREGATIONS:
         raise InvalidRequest(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
-    return aggregation  # type: ignore[return-value]
+    return str(aggregation)
 
 
 def aggregate(conn: Connection, spec: AggregateSpec) -> AggregateResult:

@@ -83,8 +83,3 @@ def page_of_items(
                     return items, (item.seq, item.offset)
                 items.append(item)
         seq = chunks[-1]["seq"] + 1
-
-
-def all_items(conn: Connection, org_id: str, job_id: str) -> list[Item]:
-    items, _ = page_of_items(conn, org_id, job_id, status=None, start=(0, 0), limit=10**9)
-    return items

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from collections.abc import Iterator
@@ -99,19 +100,16 @@ def api(
     workers: int | None = typer.Option(None, help="uvicorn worker processes."),
 ) -> None:
     """Run the HTTP API alone (uvicorn)."""
-    import uvicorn
-
     settings = _settings()
     require_servers(settings)
-    uvicorn.run(
-        "api_shim.app:create_app",
-        factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        workers=workers or settings.api_workers,
-        log_config=None,
-        access_log=False,
-        timeout_keep_alive=5,
+    _become(
+        "api_shim",
+        "--host",
+        host or settings.api_host,
+        "--port",
+        str(port or settings.api_port),
+        "--workers",
+        str(workers or settings.api_workers),
     )
 
 
@@ -124,9 +122,16 @@ def worker(
     """Run a Celery worker process. Start as many as you like, on as many machines as you like."""
     settings = _settings()
     require_servers(settings)
-    from worker.app import run_worker
+    args = ["--lanes", lanes, "--concurrency", str(concurrency or settings.worker_concurrency)]
+    _become("worker", *args, *(["--name", name] if name else []))
 
-    run_worker(lanes.split(","), concurrency or settings.worker_concurrency, name)
+
+def _become(package: str, *args: str) -> None:
+    """Replace this process with `python -m PACKAGE ARGS` (same PID): the API and the worker run without the CLI's
+    modules loaded."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", package, *args])
 
 
 @app.command()

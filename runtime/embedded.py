@@ -9,7 +9,6 @@ parent folders get the traverse bit (o+x, not read) so that user can reach it.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import stat
@@ -249,7 +248,3 @@ def _stop(process: subprocess.Popen | None, sig: int, timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
-
-
-def wipe(data_dir: Path) -> None:
-    shutil.rmtree(data_dir, ignore_errors=True)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from ingest import backoff
 from ingest.config import Settings
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, _stop
 
@@ -107,10 +108,10 @@ class Supervisor:
                 f"{child.name} died {len(child.deaths)} times within {self.restart_window_s:.0f} s "
                 f"(last exit code {code}); giving up"
             )
-        backoff = min(30.0, 0.5 * 2 ** (len(child.deaths) - 1))
-        child.restart_at = now + backoff
+        delay = backoff.exponential(len(child.deaths) - 1, base_s=0.5)
+        child.restart_at = now + delay
         log.error(
-            "up.child_died", child=child.name, exit_code=code, restart_in_s=backoff, deaths_in_window=len(child.deaths)
+            "up.child_died", child=child.name, exit_code=code, restart_in_s=delay, deaths_in_window=len(child.deaths)
         )
 
     def run(self) -> int:

@@ -2,38 +2,28 @@
 
 from __future__ import annotations
 
-import random
 import time
 
 import structlog
 from psycopg import errors as pg_errors
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 
 from broker.celery_app import PROCESS_CHUNK
-from ingest import jobs
+from ingest import backoff, jobs
 from ingest.config import get_settings
-from ingest.db import transaction
+from ingest.db import is_transient, transaction
 from ingest.payload import decode_chunk
 from ingest.publish import JobContext, process_chunk
 from worker.app import app
 
 log = structlog.get_logger(__name__)
 
-TRANSIENT_SQLSTATE = (pg_errors.SerializationFailure, pg_errors.DeadlockDetected, pg_errors.LockNotAvailable)
 
-
-def is_transient(err: BaseException) -> bool:
-    if isinstance(err, OperationalError):
-        return True
-    if isinstance(err, DBAPIError) and (err.connection_invalidated or isinstance(err.orig, TRANSIENT_SQLSTATE)):
-        return True
-    # a definition deleted between define and upsert: the retry re-creates it
-    return isinstance(err, IntegrityError) and isinstance(err.orig, pg_errors.ForeignKeyViolation)
-
-
-def backoff_s(retries: int) -> float:
-    """Exponential backoff with full jitter, capped at 30 s."""
-    return random.uniform(0.2, min(30.0, 0.5 * 2**retries))
+def worth_retrying(err: BaseException) -> bool:
+    """A transient database error, or a definition deleted between define and upsert (the retry re-creates it)."""
+    return is_transient(err) or (
+        isinstance(err, IntegrityError) and isinstance(err.orig, pg_errors.ForeignKeyViolation)
+    )
 
 
 @app.task(name=PROCESS_CHUNK, bind=True, acks_late=True, reject_on_worker_lost=True, max_retries=None)
@@ -59,7 +49,7 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
                 conn, job_id, seq, outcomes=outcome.to_json(), succeeded=outcome.succeeded, failed=outcome.failed
             )
     except Exception as err:
-        if not is_transient(err):
+        if not worth_retrying(err):
             bound.exception("chunk.error")
             _give_up(job_id, seq, "RobotoServiceException", f"Processing failed: {type(err).__name__}", bound)
             return
@@ -74,7 +64,7 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
                 bound,
             )
             return
-        delay = backoff_s(retries)
+        delay = backoff.jittered(retries, base_s=0.5, floor_s=0.2)
         bound.warning("chunk.retry", retries=retries, in_s=round(delay, 2), error=str(err).splitlines()[0])
         raise self.retry(exc=err, countdown=delay) from None
     bound.info(

@@ -9,7 +9,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from api_shim import wire
-from api_shim.bodies import read_json, spool_body
+from api_shim.bodies import is_ndjson, read_json, spool_body
 from api_shim.deps import RequestContext, request_context
 from api_shim.openapi import JOB_BODY, body_doc
 from api_shim.submit import accept
@@ -43,9 +43,8 @@ async def submit_job(
 ):
     settings = get_settings()
     limits = Limits.from_settings(settings)
-    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type in ("application/x-ndjson", "application/ndjson", "application/jsonl"):
-        spool, digest = await spool_body(request, settings.max_ndjson_bytes)
+    if is_ndjson(request.headers.get("content-type")):
+        spool, digest = await spool_body(request)
 
         def run():
             with spool:
@@ -61,7 +60,7 @@ async def submit_job(
                     digest=digest,
                 )
     else:
-        body = await read_json(request, settings.max_body_bytes)
+        body = await read_json(request)
         requests = parse_job_body(body, limits, settings.max_requests_per_job)
         items = sum(len(r.entries) for r in requests)
         digest = wire.body_digest(body)

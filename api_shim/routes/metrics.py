@@ -27,7 +27,7 @@ async def publish(
     request: Request, ctx: RequestContext = Depends(request_context), prefer: str | None = Header(default=None)
 ):
     settings = get_settings()
-    body = await read_json(request, settings.max_body_bytes)
+    body = await read_json(request)
     publish_request = parse_request(body, Limits.from_settings(settings))
     respond_async = bool(prefer and "respond-async" in prefer.lower())
     return await run_in_threadpool(_publish, ctx, publish_request, respond_async)

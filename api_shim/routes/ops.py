@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from api_shim.deps import get_broker
+from api_shim.deps import bearer_token, get_broker
 from ingest import status, telemetry
 from ingest.config import get_settings
 from ingest.db import transaction
@@ -23,8 +23,8 @@ def require_operator(authorization: str | None) -> None:
     expected = get_settings().metrics_token
     if not expected:
         return
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), expected.encode()):
+    given = bearer_token(authorization)
+    if given is None or not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("This endpoint requires the metrics token")
 
 

@@ -14,7 +14,6 @@ from api_shim.bodies import read_json
 from api_shim.deps import RequestContext, request_context
 from api_shim.openapi import body_doc
 from ingest import periods, reads
-from ingest.config import get_settings
 from ingest.errors import InvalidRequest
 
 router = APIRouter(tags=["metrics"])
@@ -60,7 +59,7 @@ AGGREGATE_BODY: dict[str, Any] = {
 
 
 async def _body(request: Request) -> dict:
-    body = await read_json(request, get_settings().max_body_bytes)
+    body = await read_json(request)
     if not isinstance(body, dict):
         raise InvalidRequest("Request body must be a JSON object")
     return body
@@ -70,7 +69,7 @@ def _ids(body: dict) -> dict:
     decoded = {}
     for name in ID_FIELDS:
         value = wire.not_set_or(body.get(name, {}), name)
-        decoded[name] = reads.ANY if value is wire.NOT_SET else value
+        decoded[name] = value
     return decoded
 
 
@@ -106,7 +105,7 @@ async def query(
     next_token = None
     if result.next_position is not None:
         next_token = wire.encode_page_token(result.next_position, bound_to=bound_to)
-    extra = {"total_count": result.total_count}
+    extra: dict[str, Any] = {"total_count": result.total_count}
     if filters.group_by is not None:
         extra.update(total_groups=result.total_groups, groups_truncated=result.groups_truncated)
     return _json(wire.page(_records(result.items, metric), next_token, **extra))
@@ -124,23 +123,21 @@ def _records(rows: list[tuple], metric: dict) -> list[dict]:
         if when is None:
             when = published[at] = wire.iso(at)
         out.append(
-            {
-                "org_id": org_id,
-                "metric_id": metric_id,
-                "name": name,
-                "session_id": session_id,
-                "min_timestamp_ns": start,
-                "max_timestamp_ns": end,
-                "session_start_time_ns": start,
-                "session_end_time_ns": end,
-                "value": value,
-                "device_id": device_id,
-                "invocation_id": invocation_id,
-                "published_by": by,
-                "published": when,
-                "unit": unit,
-                "group_key": group_key,
-            }
+            wire.record_of(
+                org_id,
+                metric_id,
+                name,
+                unit,
+                session_id,
+                value,
+                device_id,
+                invocation_id,
+                start,
+                end,
+                by,
+                when,
+                group_key,
+            )
         )
     return out
 

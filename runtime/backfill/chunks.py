@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runtime.backfill.readers import NOT_SET, LineError, Record, Row
+from ingest.notset import NOT_SET
+from runtime.backfill.readers import LineError, Record, Row
 
 MAX_ENTRIES_PER_REQUEST = 10_000  # below the API's per-request limit (25,000)
 FIRST_CHUNK_ITEMS = 5_000  # chunks ramp up from this size (doubling) so that workers start early

@@ -4,13 +4,14 @@ connection errors are retried with capped exponential backoff; any other error i
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import structlog
+
+from ingest import backoff
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +63,12 @@ class JobClient:
             except httpx.TransportError as err:
                 if attempt >= self.max_attempts:
                     raise
-                delay = _backoff(attempt)
+                delay = backoff.jittered(attempt, base_s=0.5, floor_s=0.5)
                 log.warning("request.retry", url=url, attempt=attempt, in_s=round(delay, 2), error=type(err).__name__)
                 time.sleep(delay)
                 continue
             if response.status_code in RETRY_STATUSES and attempt < self.max_attempts:
-                delay = _retry_after(response) or _backoff(attempt)
+                delay = _retry_after(response) or backoff.jittered(attempt, base_s=0.5, floor_s=0.5)
                 log.info("request.retry", url=url, attempt=attempt, status=response.status_code, in_s=round(delay, 2))
                 time.sleep(delay)
                 continue
@@ -106,10 +107,6 @@ def _retry_after(response: httpx.Response) -> float | None:
         return min(60.0, max(0.0, float(response.headers.get("Retry-After", ""))))
     except ValueError:
         return None
-
-
-def _backoff(attempt: int) -> float:
-    return random.uniform(0.5, min(30.0, 0.5 * 2**attempt))
 
 
 def _api_error(response: httpx.Response) -> ApiError:

@@ -10,9 +10,10 @@ from pathlib import Path
 import structlog
 from rich.console import Console
 
+from ingest.jobs import TERMINAL_STATES
 from runtime.backfill.client import ApiError, JobClient
 from runtime.backfill.progress import LogProgress, RichProgress, Stats
-from runtime.backfill.runner import TERMINAL, Backfill, Options
+from runtime.backfill.runner import Backfill, Options
 
 log = structlog.get_logger(__name__)
 
@@ -82,11 +83,11 @@ def watch(client: JobClient, job_id: str, *, poll_s: float = 0.5, plain: bool = 
         with stats.lock:
             stats.read = stats.sent = c["total"]
             stats.succeeded, stats.failed = c["succeeded"], c["failed"]
-            stats.jobs, stats.jobs_done = 1, int(j["state"] in TERMINAL)
+            stats.jobs, stats.jobs_done = 1, int(j["state"] in TERMINAL_STATES)
 
     with progress:
         apply(job)
-        while job["state"] not in TERMINAL:
+        while job["state"] not in TERMINAL_STATES:
             progress.refresh()
             time.sleep(poll_s)
             job = client.job(job_id)

@@ -17,25 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ingest.notset import NOT_SET  # device_id not given: the server infers it from the session
+
 MAX_ID_LENGTH = 255  # Settings.max_id_length default: longer ids fail a whole request at the API
 MAX_NAME_CHARS = 1020  # 4 x max_name_length: longer names fail a whole request at the API (shape error)
-
-
-class _NotSet:
-    """`device_id` not given: the server infers it from the session (`{}` on the wire)."""
-
-    _instance: _NotSet | None = None
-
-    def __new__(cls) -> _NotSet:
-        if cls._instance is None:
-            cls._instance = super().__new__(cls)
-        return cls._instance
-
-    def __repr__(self) -> str:
-        return "NOT_SET"
-
-
-NOT_SET: Any = _NotSet()
 
 
 @dataclass(frozen=True)
@@ -167,8 +152,8 @@ def _ndjson_line(lineno: int, raw: bytes) -> Iterator[Record]:
             return
         name = entry.get("name")
         problem = _name_problem(name)
-        if problem:
-            yield error(f"metrics[{i}].{problem}")
+        if problem or not isinstance(name, str):
+            yield error(f"metrics[{i}].{problem or 'name must be a string'}")
             return
         value = entry.get("value")
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):

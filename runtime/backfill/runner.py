@@ -17,6 +17,7 @@ from pathlib import Path
 
 import structlog
 
+from ingest.jobs import TERMINAL_STATES
 from runtime.backfill.chunks import Chunk, build_chunks, file_digest
 from runtime.backfill.client import ApiError, JobClient
 from runtime.backfill.failures import FailuresWriter, default_path
@@ -25,7 +26,6 @@ from runtime.backfill.readers import LineError, Record, detect_format, read_file
 
 log = structlog.get_logger(__name__)
 
-TERMINAL = ("succeeded", "completed_with_errors", "failed")
 CHUNK_REJECTIONS = (400, 409, 413)  # the body itself was refused: its values fail, the run goes on
 
 
@@ -106,7 +106,7 @@ class Backfill:
         """Refresh the oldest unfinished jobs: the bulk lane is FIFO, so the newer ones have not moved yet (and
         a few GETs per tick keep the monitor's load on a busy API small)."""
         with self.jobs_lock:
-            open_jobs = [j for j in self.jobs if j.state not in TERMINAL][:limit]
+            open_jobs = [j for j in self.jobs if j.state not in TERMINAL_STATES][:limit]
         for ref in open_jobs:
             try:
                 self._update(ref, self.client.job(ref.job_id))
@@ -118,7 +118,7 @@ class Backfill:
         with self.stats.lock:
             self.stats.succeeded += counts["succeeded"] - ref.succeeded
             self.stats.failed += counts["failed"] - ref.failed
-            if job["state"] in TERMINAL and ref.state not in TERMINAL:
+            if job["state"] in TERMINAL_STATES and ref.state not in TERMINAL_STATES:
                 self.stats.jobs_done += 1
         ref.succeeded, ref.failed, ref.state = counts["succeeded"], counts["failed"], job["state"]
 
@@ -198,7 +198,7 @@ class Backfill:
             self.jobs.append(ref)
 
     def _wait_for(self, refs: list[JobRef]) -> None:
-        while any(r.state not in TERMINAL for r in refs):
+        while any(r.state not in TERMINAL_STATES for r in refs):
             time.sleep(self.options.poll_s)
             if not self._monitor_running:
                 self.poll()

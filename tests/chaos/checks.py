@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 
-from ingest.jobs import TERMINAL_STATES
 from tests.support.tenant import Tenant
 
 
@@ -29,11 +28,6 @@ def job_row(tenant: Tenant, job_id: str) -> dict:
     )
     state, total, succeeded, failed, chunks = rows[0]
     return {"state": state, "total": total, "succeeded": succeeded, "failed": failed, "chunks": chunks}
-
-
-def is_terminal(tenant: Tenant, job_id: str) -> dict | None:
-    row = job_row(tenant, job_id)
-    return row if row["state"] in TERMINAL_STATES else None
 
 
 def assert_all_stored(tenant: Tenant, job_id: str, requests: list[dict]) -> None:

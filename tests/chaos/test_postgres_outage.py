@@ -11,7 +11,8 @@ import time
 import httpx
 import pytest
 
-from tests.chaos.checks import assert_all_stored, is_terminal, job_requests, job_row
+from tests.chaos.checks import assert_all_stored, job_requests, job_row
+from tests.support.jobs import wait_for_job
 from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
@@ -61,8 +62,8 @@ def test_postgres_down_mid_job(own_pg, fresh, stack_on):
         assert accepted.status_code == 202, accepted.text
         small_id = accepted.json()["data"]["job_id"]
 
-    wait_until(lambda: is_terminal(tenant, job_id), 180, "the interrupted job to finish")
-    wait_until(lambda: is_terminal(tenant, small_id), 60, "the job accepted after the restart to finish")
+    wait_for_job(tenant, job_id, 180)
+    wait_for_job(tenant, small_id, 60)
     assert_all_stored(tenant, job_id, body)
     assert_all_stored(tenant, small_id, small)
     assert '"status_code": 500' not in stack.logs() and "request.unhandled_error" not in stack.logs()

@@ -12,8 +12,8 @@ from ingest import jobs
 from ingest.config import Settings
 from ingest.db import make_engine
 from ingest.payload import PublishRequest
-from tests.chaos.checks import assert_all_stored, is_terminal, job_requests
-from tests.support.polling import wait_until
+from tests.chaos.checks import assert_all_stored, job_requests
+from tests.support.jobs import wait_for_job
 from tests.support.tenant import new_tenant
 
 pytestmark = pytest.mark.slow
@@ -51,7 +51,7 @@ def test_job_committed_but_never_enqueued_is_sent_by_the_sweeper(fresh, stack_on
     assert state == "queued"
 
     stack.start_worker()
-    wait_until(lambda: is_terminal(tenant, job.job_id), 120, "the swept job to finish")
+    wait_for_job(tenant, job.job_id, 120)
     assert_all_stored(tenant, job.job_id, body)
     resent = [line for line in stack.logs().splitlines() if "sweeper.resent" in line and job.job_id in line]
     assert resent, "the job completed without the sweeper sending it"

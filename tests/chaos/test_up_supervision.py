@@ -17,8 +17,9 @@ import psutil
 import pytest
 
 from runtime.embedded import free_port
-from tests.chaos.checks import assert_all_stored, is_terminal, job_requests
+from tests.chaos.checks import assert_all_stored, job_requests
 from tests.support.cli import start_cli
+from tests.support.jobs import wait_for_job
 from tests.support.polling import wait_until
 from tests.support.stack import FAST_SETTINGS, stop_process
 from tests.support.tenant import new_tenant
@@ -134,11 +135,11 @@ def test_up_restarts_a_killed_server(up, server):
     wait_until(lambda: "up.child_restarting" in u.text(), 60, f"`up` to restart {child}")
     assert u.process is not None and u.process.poll() is None
 
-    wait_until(lambda: is_terminal(tenant, job_id), 180, "the job to finish after the restart")
+    wait_for_job(tenant, job_id, 180)
     assert_all_stored(tenant, job_id, body)
     later = job_requests(session, requests=2, entries=50, prefix="after")
     later_id = submit(tenant, later)
-    wait_until(lambda: is_terminal(tenant, later_id), 120, "a job accepted after the restart to finish")
+    wait_for_job(tenant, later_id, 120)
     assert_all_stored(tenant, later_id, later)
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from api_shim.wire import decode_page_token, encode_page_token
 from ingest.errors import InvalidRequest
-from ingest.payload import DEVICE_NOT_SET, Limits, PublishRequest, parse_job_body, parse_ndjson_lines, parse_request
+from ingest.notset import NOT_SET
+from ingest.payload import Limits, PublishRequest, parse_job_body, parse_ndjson_lines, parse_request
 
 LIMITS = Limits(max_entries_per_request=50, max_id_length=255, max_name_length=255)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -40,7 +41,7 @@ def check_parsed(parsed: PublishRequest, source: dict) -> None:
     for (name, value), entry in zip(parsed.entries, source["metrics"], strict=True):
         assert name == entry["name"]
         assert value is None or (isinstance(value, float) and math.isfinite(value))
-    assert (parsed.device_id is DEVICE_NOT_SET) == (source.get("device_id", {}) == {})
+    assert (parsed.device_id is NOT_SET) == (source.get("device_id", {}) == {})
     # The compact form stored in the outbox round-trips.
     assert PublishRequest.from_compact(json.loads(json.dumps(parsed.to_compact()))).entries == [
         tuple(e) for e in parsed.entries

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -47,7 +46,8 @@ def test_backfill_waits_out_429_and_completes(small_backlog_stack, tmp_path: Pat
         return tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] >= 2
 
     wait_until(two_jobs, 120, "two accepted jobs", interval=0.1)
-    time.sleep(3)
+    # the third job is refused (the API logs each request with its status), and the backfill keeps waiting
+    wait_until(lambda: '"status": 429' in stack.read_log("api"), 60, "a job refused with 429", interval=0.1)
     assert proc.poll() is None, "the backfill must still be waiting"
     assert tenant.sql("SELECT count(*) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0] == 2
     stack.start_worker()

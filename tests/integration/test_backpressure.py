@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from tests.integration.test_jobs_api import wait_done
+from tests.support.jobs import wait_for_job
 from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
@@ -32,7 +32,7 @@ def test_publish_without_worker_is_503_then_completes(workerless_stack):
         assert r.status_code == 429 and r.headers["Retry-After"]
         assert r.json()["error"]["error_code"] == "RobotoLimitExceededException"
         workerless_stack.start_worker()
-        job = wait_done(c, job_id)
+        job = wait_for_job(c, job_id)
         assert job["state"] == "succeeded"
     assert tenant.sql("SELECT value FROM metric_values WHERE session_id = %s", ss) == [(4.0,)]
 
@@ -90,6 +90,6 @@ def test_interactive_publish_is_not_starved_by_a_bulk_job(make_stack):
             assert r.status_code == 200
             done, total = tenant.sql("SELECT chunks_done, chunks_total FROM jobs WHERE job_id = %s", job_id)[0]
             assert done < total, "the interactive publish waited for the whole bulk job"
-            assert wait_done(c, job_id)["state"] == "succeeded"
+            assert wait_for_job(c, job_id)["state"] == "succeeded"
     finally:
         stack.stop()

@@ -4,17 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
-
-from tests.support.polling import wait_until
-
-
-def wait_done(c: httpx.Client, job_id: str, timeout: float = 120) -> dict:
-    def finished() -> dict | None:
-        job = c.get(f"/v1/metrics/jobs/{job_id}").json()["data"]
-        return job if job["state"] in ("succeeded", "completed_with_errors", "failed") else None
-
-    return wait_until(finished, timeout, f"job {job_id} to finish", interval=0.1)
+from tests.support.jobs import wait_for_job
 
 
 def many_sessions(tenant, n: int) -> list[str]:
@@ -36,7 +26,7 @@ def test_job_with_many_sessions_and_results(tenant):
     with tenant.client() as c:
         r = c.post("/v1/metrics/jobs", json={"requests": requests})
         assert r.status_code == 202, r.text
-        job = wait_done(c, r.json()["data"]["job_id"])
+        job = wait_for_job(c, r.json()["data"]["job_id"])
         assert job["state"] == "completed_with_errors"
         assert job["counts"] == {"total": 182, "succeeded": 150, "failed": 32, "pending": 0}
         assert job["started"] and job["finished"] and job["error"] is None
@@ -90,7 +80,7 @@ def test_ndjson_job_and_listing(tenant, other_tenant):
     with tenant.client() as c:
         r = c.post("/v1/metrics/jobs", content=lines.encode(), headers={"Content-Type": "application/x-ndjson"})
         assert r.status_code == 202, r.text
-        job = wait_done(c, r.json()["data"]["job_id"])
+        job = wait_for_job(c, r.json()["data"]["job_id"])
         assert job["lane"] == "bulk" and job["state"] == "succeeded" and job["counts"]["succeeded"] == 5
         bad = c.post(
             "/v1/metrics/jobs",

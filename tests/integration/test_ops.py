@@ -16,13 +16,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.telemetry import SERIES
 from tests.support.cli import run_cli
+from tests.support.jobs import wait_for_job
 from tests.support.polling import wait_until
 from tests.support.stack import Stack, stop_process
 from tests.support.tenant import Tenant, new_tenant
 
 pytestmark = pytest.mark.slow
-
-TERMINAL = {"succeeded", "completed_with_errors", "failed"}
 
 
 def wait_for(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
@@ -74,18 +73,6 @@ def submit_job(tenant: Tenant, requests: list[dict], **headers: str) -> httpx.Re
     return r
 
 
-def wait_job(tenant: Tenant, job_id: str) -> dict:
-    found: dict = {}
-
-    def done() -> bool:
-        with tenant.client() as c:
-            found.update(c.get(f"/v1/metrics/jobs/{job_id}").json()["data"])
-        return found.get("state") in TERMINAL
-
-    wait_for(done, f"job {job_id}")
-    return found
-
-
 def test_readiness_follows_the_workers(ops_stack: Stack):
     wait_for(lambda: ready(ops_stack) == 200, "readiness with a worker")
     body = httpx.get(ops_stack.url + "/readyz").json()
@@ -131,7 +118,7 @@ def test_counters_equal_the_work_done_and_survive_an_api_restart(ops_stack: Stac
         {"session_id": s1, "metrics": _items(2, 0, "c")},
         {"session_id": "ss_does_not_exist", "metrics": _items(2, 0, "d")},  # request-level error: 2 failed
     ]
-    job = wait_job(ops_tenant, submit_job(ops_tenant, requests).json()["data"]["job_id"])
+    job = wait_for_job(ops_tenant, submit_job(ops_tenant, requests).json()["data"]["job_id"])
     assert (job["state"], job["counts"]["succeeded"], job["counts"]["failed"]) == ("completed_with_errors", 9, 5)
 
     after = scrape(ops_stack)
@@ -204,7 +191,7 @@ def test_request_id_follows_a_job_into_the_worker_logs(ops_stack: Stack, ops_ten
     r = submit_job(ops_tenant, [{"session_id": s1, "metrics": _items(2, 1, "rid")}], **{"X-Request-Id": rid})
     assert r.headers["x-request-id"] == rid
     job_id = r.json()["data"]["job_id"]
-    wait_job(ops_tenant, job_id)
+    wait_for_job(ops_tenant, job_id)
 
     def worker_lines() -> list[dict]:
         text = "\n".join(ops_stack.read_log(f"worker{i}") for i in range(len(ops_stack.workers) + 4))
@@ -224,7 +211,7 @@ def test_request_id_follows_a_job_into_the_worker_logs(ops_stack: Stack, ops_ten
     generated = r.headers["x-request-id"]
     assert generated and generated != rid
     job_id = r.json()["data"]["job_id"]
-    wait_job(ops_tenant, job_id)
+    wait_for_job(ops_tenant, job_id)
     assert ops_tenant.sql("SELECT request_id FROM jobs WHERE job_id = %s", job_id) == [(generated,)]
 
 
@@ -257,7 +244,7 @@ def test_status_shows_a_job_in_progress(ops_stack: Stack, ops_tenant: Tenant):
         assert job_id in table.stdout and "Jobs in progress" in table.stdout
     finally:
         ops_stack.start_worker()
-    wait_job(ops_tenant, job_id)
+    wait_for_job(ops_tenant, job_id)
     wait_for(lambda: _cli(ops_stack, "status", "--json").returncode == 0, "status to report ready")
     found = json.loads(_cli(ops_stack, "status", "--json").stdout)
     assert job_id not in {j["job_id"] for j in found["running_jobs"]}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from tests.support.jobs import wait_for_job
+
 OLD = {"X-Roboto-Api-Version": "2026-05-20"}
 NEW = {"X-Roboto-Api-Version": "2026-10-06"}
 
@@ -146,11 +148,7 @@ def test_prefer_respond_async_returns_the_job(tenant):
         assert r.status_code == 202
         job = r.json()["data"]
         assert job["lane"] == "interactive" and job["counts"]["total"] == 1
-        for _ in range(200):
-            job = c.get(f"/v1/metrics/jobs/{job['job_id']}").json()["data"]
-            if job["state"] == "succeeded":
-                break
-            threading.Event().wait(0.05)
+        job = wait_for_job(c, job["job_id"])
     assert job["state"] == "succeeded" and job["counts"] == {"total": 1, "succeeded": 1, "failed": 0, "pending": 0}
 
 

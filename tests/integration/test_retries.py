@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from ingest.config import to_libpq_url
-from tests.integration.test_jobs_api import wait_done
+from tests.support.jobs import wait_for_job
 from tests.support.tenant import new_tenant
 
 
@@ -36,7 +36,7 @@ def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(make_sta
                 "/v1/metrics/jobs",
                 json={"requests": [{"session_id": ss, "device_id": None, "metrics": [{"name": "m", "value": 1.0}]}]},
             )
-            job = wait_done(c, r.json()["data"]["job_id"], timeout=120)
+            job = wait_for_job(c, r.json()["data"]["job_id"], timeout=120)
         assert job["state"] == "failed"
         assert job["error"]["error"]["error_code"] == "RobotoServiceUnavailableException"
         assert "Gave up after 2 retries" in job["error"]["error"]["message"]

@@ -21,8 +21,10 @@ class Servers:
     broker_base: str  # redis://host:port (no db index)
     pg: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
+    tmp: Path | None = None  # where more embedded Redis servers go when one runs out of databases
     databases: list[str] = field(default_factory=list)
     redis_dbs_used: int = 0
+    more_redis: list[EmbeddedRedis] = field(default_factory=list)
 
     def new_database(self) -> str:
         """A fresh, migrated database on the server; returns its URL."""
@@ -35,9 +37,24 @@ class Servers:
         return url
 
     def new_broker(self) -> str:
-        """A Redis database index of its own (1..15), so that stacks do not share queues."""
+        """A Redis database of its own, never handed out twice in a run, so that stacks never share queues (and a
+        test may flush its own). When the server's databases are used up, another embedded Redis is started; an
+        external server's limit is an error naming the setting to raise."""
+        capacity = redis_databases(self.broker_base)
+        if self.redis_dbs_used + 1 >= capacity:  # index 0 is left alone
+            if self.tmp is None:
+                raise RuntimeError(
+                    f"the test run needs more than {capacity - 1} Redis databases on {self.broker_base}: "
+                    "raise `databases` in its configuration, or unset METRICS_INGEST_BROKER_URL"
+                )
+            extra = EmbeddedRedis(self.tmp / f"redis{len(self.more_redis) + 2}", free_port())
+            extra.data_dir.mkdir(parents=True, exist_ok=True)
+            extra.start()
+            self.more_redis.append(extra)
+            self.broker_base = f"redis://127.0.0.1:{extra.port}"
+            self.redis_dbs_used = 0
         self.redis_dbs_used += 1
-        return f"{self.broker_base}/{self.redis_dbs_used % 16}"
+        return f"{self.broker_base}/{self.redis_dbs_used}"
 
     def close(self) -> None:
         try:
@@ -46,8 +63,9 @@ class Servers:
                     conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except psycopg.Error:
             pass
-        if self.redis:
-            self.redis.stop()
+        for server in [*self.more_redis, self.redis]:
+            if server:
+                server.stop()
         if self.pg:
             self.pg.stop()
 
@@ -70,4 +88,17 @@ def start_servers(tmp: Path) -> Servers:
         redis = EmbeddedRedis(tmp, free_port())
         redis.start()
         base = f"redis://127.0.0.1:{redis.port}"
-    return Servers(admin_url, base, pg, redis)
+    return Servers(admin_url, base, pg, redis, tmp=tmp if redis else None)
+
+
+def redis_databases(base_url: str) -> int:
+    """How many databases the Redis server at `base_url` has (`databases`, 16 by default)."""
+    import redis
+
+    client = redis.Redis.from_url(base_url)
+    try:
+        return int(client.config_get("databases").get("databases", 16))
+    except redis.ResponseError:  # CONFIG refused (a managed server): assume the default
+        return 16
+    finally:
+        client.close()

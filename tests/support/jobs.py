@@ -1,0 +1,29 @@
+"""Waiting for a job the way a caller does: polling `GET /v1/metrics/jobs/{id}` until it reaches a terminal state."""
+
+from __future__ import annotations
+
+import httpx
+
+from ingest.jobs import TERMINAL_STATES
+from tests.support.polling import wait_until
+from tests.support.tenant import Tenant
+
+
+def wait_for_job(caller: httpx.Client | Tenant, job_id: str, timeout: float = 120) -> dict:
+    """The job record once it is terminal, read with `caller`'s client (or a new client of the tenant). While the
+    service cannot answer (a 503 during an outage, a refused connection), polling goes on until `timeout`."""
+    if isinstance(caller, Tenant):
+        with caller.client() as client:
+            return wait_for_job(client, job_id, timeout)
+
+    def finished() -> dict | None:
+        try:
+            response = caller.get(f"/v1/metrics/jobs/{job_id}")
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        job = response.json()["data"]
+        return job if job["state"] in TERMINAL_STATES else None
+
+    return wait_until(finished, timeout, f"job {job_id} to finish", interval=0.1)
