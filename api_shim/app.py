@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api_shim.body_guard import BodyGuard
 from api_shim.errors import install_error_handlers
 from api_shim.middleware import ObservabilityMiddleware
-from api_shim.openapi import describe_responses
+from api_shim.openapi import complete
 from api_shim.routes import catalog, definitions, health, jobs, metrics, ops, reads
 from ingest import __version__
 from ingest.config import get_settings
@@ -55,7 +55,7 @@ def create_app() -> FastAPI:
 
     def openapi() -> dict:
         if app.openapi_schema is None:
-            app.openapi_schema = describe_responses(generate())
+            app.openapi_schema = complete(generate())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

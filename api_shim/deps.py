@@ -8,7 +8,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fastapi import Header
+from fastapi import Depends, Header, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
 from broker import CeleryBroker
@@ -49,19 +50,22 @@ class RequestContext:
             yield Caller(conn, principal, principal.org_for(first or second))
 
 
-def bearer_token(authorization: str | None) -> str | None:
+bearer = HTTPBearer(auto_error=False, description="An API token (`metrics-ingest token create`)")
+PageToken = Query(default=None, max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", description="next_token of the last page")
+
+
+def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
-    scheme, _, value = (authorization or "").partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
+    return (credentials.credentials.strip() or None) if credentials else None
 
 
 def request_context(
-    authorization: str | None = Header(default=None, include_in_schema=False),
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
     x_roboto_org_id: str | None = Header(default=None),
     x_roboto_resource_owner_id: str | None = Header(default=None),
     x_request_id: str | None = Header(default=None, include_in_schema=False),
     x_roboto_api_version: str | None = Header(default=None),
 ) -> RequestContext:
     return RequestContext(
-        bearer_token(authorization), x_roboto_org_id, x_roboto_resource_owner_id, x_request_id, x_roboto_api_version
+        bearer_token(credentials), x_roboto_org_id, x_roboto_resource_owner_id, x_request_id, x_roboto_api_version
     )

@@ -9,6 +9,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 from ingest.errors import InvalidRequest
 from ingest.notset import NOT_SET
 
@@ -26,6 +28,12 @@ def not_set_or(value: Any, field: str, *, allow_null: bool = True) -> Any:
 
 def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def respond(payload: Any, status_code: int = 200) -> JSONResponse:
+    """A JSON answer built here, byte for byte: routes return a Response, so their declared response model documents
+    the shape without FastAPI re-serializing it (which would re-format timestamps)."""
+    return JSONResponse(payload, status_code=status_code)
 
 
 def data(payload: Any) -> dict:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ingest.errors import IllegalArgument
+from ingest.numbers import json_integer
 
 MAX_DEPTH = 16
 MAX_CONDITIONS = 200
@@ -44,6 +45,21 @@ _DEVICE_ALIASES = {"id": "device_id"}
 _ENTITIES = {"session": "session", "sessions": "session", "device": "device", "devices": "device"}
 _KNOWN_UNMODELLED = {"collection", "collections", "dataset", "datasets", "file", "files", "topic", "topics"}
 
+
+def documented_fields() -> dict[str, str]:
+    """Every field name a condition accepts (`session.start_time`, ...), with the type its value takes."""
+    found: dict[str, str] = {}
+    for entity, fields, aliases in (
+        ("session", _SESSION_FIELDS, _SESSION_ALIASES),
+        ("device", _DEVICE_FIELDS, _DEVICE_ALIASES),
+    ):
+        for name, (_, typ) in fields.items():
+            found[f"{entity}.{name}"] = typ
+        for alias, canonical in aliases.items():
+            found[f"{entity}.{alias}"] = fields[canonical][1]
+    return found
+
+
 _ORDERED = {
     "EQUALS": "=",
     "NOT_EQUALS": "<>",
@@ -54,6 +70,9 @@ _ORDERED = {
 }
 _NULLNESS = {"IS_NULL": True, "NOT_EXISTS": True, "IS_NOT_NULL": False, "EXISTS": False}
 _TEXT_ONLY = {"CONTAINS", "NOT_CONTAINS", "BEGINS_WITH", "LIKE", "NOT_LIKE"}
+ORDERED_COMPARATORS = tuple(_ORDERED)
+NULLNESS_COMPARATORS = tuple(_NULLNESS)
+TEXT_COMPARATORS = tuple(sorted(_TEXT_ONLY))
 
 
 @dataclass
@@ -113,19 +132,24 @@ def _convert(value: Any, typ: str, field_name: str) -> Any:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return str(value)
         raise IllegalArgument(f"Condition value {value!r} for '{field_name}' must be a string")
-    if typ == "time":
-        return to_epoch_ns(value, field_name)
+    if typ == "time":  # a time beyond what int64 nanoseconds hold compares as the end of that range
+        return min(max(to_epoch_ns(value, field_name), -(2**63)), 2**63 - 1)
     if typ == "int":
+        value = json_integer(value)
         if isinstance(value, int) and not isinstance(value, bool):
-            return value
+            return min(max(value, -(2**63)), 2**63 - 1)
         if isinstance(value, str) and value.lstrip("-").isdigit():
             return int(value)
         raise IllegalArgument(f"Condition value {value!r} for '{field_name}' must be an integer count of nanoseconds")
     # timestamptz
-    ns = to_epoch_ns(value, field_name)
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=ns // 1_000)
+    us = to_epoch_ns(value, field_name) // 1_000
+    lowest, highest = ((end - _EPOCH) // timedelta(microseconds=1) for end in (_FIRST, _LAST))
+    return _EPOCH + timedelta(microseconds=min(max(us, lowest), highest))  # beyond the calendar: its first/last day
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FIRST = datetime.min.replace(tzinfo=UTC)
+_LAST = datetime.max.replace(tzinfo=UTC)
 _CAST = {"text": "text", "time": "bigint", "int": "bigint", "timestamptz": "timestamptz"}
 
 
@@ -164,7 +188,8 @@ class _Compiler:
         return "(" + f" {op.upper()} ".join(parts) + ")"
 
     def leaf(self, node: dict) -> str:
-        name, expr, typ = resolve_field(node.get("field"))
+        name = str(node.get("field"))  # messages name the field as the caller wrote it
+        _, expr, typ = resolve_field(node.get("field"))
         comparator = node.get("comparator")
         if not isinstance(comparator, str):
             raise IllegalArgument(f"Condition on '{name}' needs a comparator")

@@ -14,7 +14,8 @@ from ingest.errors import Conflict, InvalidRequest, NotFound
 from ingest.notset import NOT_SET
 from ingest.payload import text_problem
 
-NAME_RE = re.compile(r"[A-Za-z0-9\-._~]+")
+NAME_PATTERN = r"^[A-Za-z0-9\-._~]+$"
+NAME_RE = re.compile(NAME_PATTERN)
 MAX_UNIT_LENGTH = 63
 DEFINITION_COLUMNS = "org_id, metric_id, name, description, unit, created_by, created, modified_by, modified"
 

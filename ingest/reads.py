@@ -20,8 +20,7 @@ from ingest.conditions import Compiled, compile_condition
 from ingest.db import driver_connection, one_row
 from ingest.errors import IllegalArgument, InvalidRequest, NotFound
 from ingest.notset import NOT_SET
-
-"""An id filter that is not set: every row matches."""
+from ingest.numbers import json_integer
 
 MAX_PAGE = 10_000
 MAX_GROUPS = 100
@@ -64,7 +63,7 @@ class Filters:
 def time_column(time_filter: object) -> str:
     if time_filter is None:
         return TIME_COLUMNS["end_time"]
-    if time_filter not in TIME_COLUMNS:
+    if not isinstance(time_filter, str) or time_filter not in TIME_COLUMNS:
         raise InvalidRequest("time_filter must be 'start_time' or 'end_time'")
     return TIME_COLUMNS[time_filter]
 
@@ -126,6 +125,7 @@ def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
 def window_ns(value: object, field_name: str, default: int | None) -> int:
     if value is None and default is not None:
         return default
+    value = json_integer(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRequest(f"{field_name} must be an integer count of nanoseconds")
     if not -(2**63) <= value < 2**63:
@@ -245,6 +245,7 @@ def parse_sort(sort_by: object, descending: object, grouped: bool) -> tuple[str,
 def page_size(value: object) -> int:
     if value is None:
         return MAX_PAGE
+    value = json_integer(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE:
         raise InvalidRequest(f"max_results must be an integer from 1 to {MAX_PAGE}")
     return value
@@ -403,7 +404,7 @@ def parse_period(period: object) -> str:
 
 
 def parse_aggregation(aggregation: object) -> str:
-    if aggregation not in AGGREGATIONS:
+    if not isinstance(aggregation, str) or aggregation not in AGGREGATIONS:
         raise InvalidRequest(f"aggregation must be one of {', '.join(AGGREGATIONS)}")
     return str(aggregation)
 

@@ -3,36 +3,23 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi.responses import Response
 
 from api_shim import wire
 from api_shim.deps import RequestContext, request_context
+from api_shim.models import (
+    CreateDeviceBody,
+    CreateSessionBody,
+    Data,
+    DeviceRecord,
+    SessionRecord,
+    UpdateSessionBody,
+    error_responses,
+)
 from ingest import catalog
 
-router = APIRouter(tags=["sessions and devices"])
-
-Id = Field(min_length=1, max_length=255, pattern=r"^[^\s/]+$")
-NS = Field(ge=0, le=2**63 - 1)
-
-
-class CreateDeviceBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    device_id: str = Id
-
-
-class CreateSessionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    session_id: str = Id
-    start_time_ns: int = NS
-    end_time_ns: int = NS
-    device_ids: list[str] = Field(default_factory=list, max_length=1000)
-
-
-class UpdateSessionBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    start_time_ns: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    end_time_ns: int | None = Field(default=None, ge=0, le=2**63 - 1)
-    device_ids: list[str] | None = Field(default=None, max_length=1000)
+router = APIRouter(tags=["sessions and devices"], responses=error_responses(400, 401, 404, 503))
+CREATED = error_responses(409, 413)
 
 
 def device_record(row: dict) -> dict:
@@ -51,38 +38,40 @@ def session_record(row: dict) -> dict:
     }
 
 
-@router.post("/v1/devices", status_code=201)
-def create_device(body: CreateDeviceBody, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.post("/v1/devices", status_code=201, response_model=Data[DeviceRecord], responses=CREATED)
+def create_device(body: CreateDeviceBody, ctx: RequestContext = Depends(request_context)) -> Response:
     with ctx.acting(write=True) as c:
         row = catalog.create_device(c.conn, c.org_id, body.device_id)
-    return wire.data(device_record(row))
+    return wire.respond(wire.data(device_record(row)), 201)
 
 
-@router.get("/v1/devices/{device_id}")
-def get_device(device_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.get("/v1/devices/{device_id}", response_model=Data[DeviceRecord])
+def get_device(device_id: str, ctx: RequestContext = Depends(request_context)) -> Response:
     with ctx.acting(write=False) as c:
         row = catalog.get_device(c.conn, c.org_id, device_id)
-    return wire.data(device_record(row))
+    return wire.respond(wire.data(device_record(row)))
 
 
-@router.post("/v1/sessions", status_code=201)
-def create_session(body: CreateSessionBody, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.post("/v1/sessions", status_code=201, response_model=Data[SessionRecord], responses=CREATED)
+def create_session(body: CreateSessionBody, ctx: RequestContext = Depends(request_context)) -> Response:
     with ctx.acting(write=True) as c:
         row = catalog.create_session(
             c.conn, c.org_id, body.session_id, body.start_time_ns, body.end_time_ns, body.device_ids
         )
-    return wire.data(session_record(row))
+    return wire.respond(wire.data(session_record(row)), 201)
 
 
-@router.get("/v1/sessions/{session_id}")
-def get_session(session_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.get("/v1/sessions/{session_id}", response_model=Data[SessionRecord])
+def get_session(session_id: str, ctx: RequestContext = Depends(request_context)) -> Response:
     with ctx.acting(write=False) as c:
         row = catalog.get_session(c.conn, c.org_id, session_id)
-    return wire.data(session_record(row))
+    return wire.respond(wire.data(session_record(row)))
 
 
-@router.put("/v1/sessions/{session_id}")
-def update_session(session_id: str, body: UpdateSessionBody, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.put("/v1/sessions/{session_id}", response_model=Data[SessionRecord], responses=error_responses(413))
+def update_session(
+    session_id: str, body: UpdateSessionBody, ctx: RequestContext = Depends(request_context)
+) -> Response:
     with ctx.acting(write=True) as c:
         row = catalog.update_session(
             c.conn,
@@ -92,4 +81,4 @@ def update_session(session_id: str, body: UpdateSessionBody, ctx: RequestContext
             end_ns=body.end_time_ns,
             device_ids=body.device_ids,
         )
-    return wire.data(session_record(row))
+    return wire.respond(wire.data(session_record(row)))

@@ -6,19 +6,20 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api_shim.deps import get_broker
+from api_shim.models import Health, Readiness
 from ingest import readiness
 from ingest.config import get_settings
 
 router = APIRouter(tags=["operations"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", response_model=Health)
 def healthz() -> dict:
     """200 while the API process serves."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}})
 def readyz() -> JSONResponse:
     """200 when PostgreSQL answers, its schema is at the newest migration, Redis answers and a worker sent a
     heartbeat within `METRICS_INGEST_WORKER_ALIVE_S`; otherwise 503 with the same body naming the failed checks."""

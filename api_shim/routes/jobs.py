@@ -6,20 +6,22 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from api_shim import wire
 from api_shim.bodies import is_ndjson, read_json, spool_body
-from api_shim.deps import RequestContext, request_context
-from api_shim.openapi import JOB_BODY, body_doc
+from api_shim.deps import PageToken, RequestContext, request_context
+from api_shim.models import Data, JobBody, JobItem, JobRecord, Page, error_responses
+from api_shim.openapi import body_of
 from api_shim.submit import accept
 from ingest import jobs, results
 from ingest.config import get_settings
 from ingest.db import transaction
 from ingest.errors import InvalidRequest
+from ingest.jobs import LANES
 from ingest.payload import Limits, parse_job_body, parse_ndjson_lines
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=error_responses(400, 401, 404, 503))
 
 
 def _item_record(item: results.Item) -> dict:
@@ -34,13 +36,22 @@ def _item_record(item: results.Item) -> dict:
     }
 
 
-@router.post("/v1/metrics/jobs", status_code=202, openapi_extra=body_doc(JOB_BODY, ndjson=True))
+@router.post(
+    "/v1/metrics/jobs",
+    status_code=202,
+    response_model=Data[JobRecord],
+    responses={
+        200: {"model": Data[JobRecord], "description": "The job already accepted under this Idempotency-Key"},
+        **error_responses(409, 413, 429),
+    },
+    openapi_extra=body_of(JobBody, ndjson=True),
+)
 async def submit_job(
     request: Request,
     ctx: RequestContext = Depends(request_context),
     idempotency_key: str | None = Header(default=None, max_length=255),
-    lane: Literal["interactive", "bulk"] | None = Query(default=None),
-):
+    lane: Literal[LANES] | None = Query(default=None),  # type: ignore[valid-type]
+) -> Response:
     settings = get_settings()
     limits = Limits.from_settings(settings)
     if is_ndjson(request.headers.get("content-type")):
@@ -80,15 +91,15 @@ async def submit_job(
     job, org_id = await run_in_threadpool(run)
     with transaction() as conn:
         row = jobs.get_job(conn, org_id, job.job_id)
-    return JSONResponse(wire.data(wire.job_record(row)), status_code=200 if job.existing else 202)
+    return wire.respond(wire.data(wire.job_record(row)), 200 if job.existing else 202)
 
 
-@router.get("/v1/metrics/jobs")
+@router.get("/v1/metrics/jobs", response_model=Data[Page[JobRecord]])
 def list_jobs(
-    page_token: str | None = Query(default=None, max_length=4096),
+    page_token: str | None = PageToken,
     max_results: int = Query(default=100, ge=1, le=1000),
     ctx: RequestContext = Depends(request_context),
-) -> dict:
+) -> Response:
     with ctx.acting(write=False) as c:
         after = None
         if page_token:
@@ -97,30 +108,32 @@ def list_jobs(
                 raise InvalidRequest("page_token is not a valid page token")
             after = (pos["c"], pos["j"])
         rows = jobs.list_jobs(c.conn, c.org_id, after, max_results)
-    return wire.keyset_page(
-        rows,
-        max_results,
-        lambda r: {"c": r["created"].isoformat(), "j": r["job_id"]},
-        "jobs:" + c.org_id,
-        wire.job_record,
+    return wire.respond(
+        wire.keyset_page(
+            rows,
+            max_results,
+            lambda r: {"c": r["created"].isoformat(), "j": r["job_id"]},
+            "jobs:" + c.org_id,
+            wire.job_record,
+        )
     )
 
 
-@router.get("/v1/metrics/jobs/{job_id}")
-def get_job(job_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.get("/v1/metrics/jobs/{job_id}", response_model=Data[JobRecord])
+def get_job(job_id: str, ctx: RequestContext = Depends(request_context)) -> Response:
     with ctx.acting(write=False) as c:
         row = jobs.get_job(c.conn, c.org_id, job_id)
-    return wire.data(wire.job_record(row))
+    return wire.respond(wire.data(wire.job_record(row)))
 
 
-@router.get("/v1/metrics/jobs/{job_id}/results")
+@router.get("/v1/metrics/jobs/{job_id}/results", response_model=Data[Page[JobItem]])
 def job_results(
     job_id: str,
     status: Literal["failed", "succeeded"] | None = Query(default=None),
-    page_token: str | None = Query(default=None, max_length=4096),
+    page_token: str | None = PageToken,
     max_results: int | None = Query(default=None, ge=1, le=100_000),
     ctx: RequestContext = Depends(request_context),
-) -> dict:
+) -> Response:
     limit = max_results or get_settings().job_results_page_size
     bound = f"{job_id}:{status or ''}"
     with ctx.acting(write=False) as c:
@@ -133,4 +146,4 @@ def job_results(
             start = (pos["s"], pos["o"])
         items, nxt = results.page_of_items(c.conn, c.org_id, job_id, status=status, start=start, limit=limit)
     next_token = wire.encode_page_token({"s": nxt[0], "o": nxt[1]}, bound_to=bound) if nxt else None
-    return wire.page([_item_record(i) for i in items], next_token)
+    return wire.respond(wire.page([_item_record(i) for i in items], next_token))

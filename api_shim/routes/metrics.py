@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 
 from api_shim import wire
 from api_shim.bodies import read_json
 from api_shim.deps import RequestContext, request_context
-from api_shim.openapi import PUBLISH_BODY, body_doc
+from api_shim.models import (
+    BatchPublishResult,
+    Data,
+    JobRecord,
+    MetricRecord,
+    PublishMetricsRequest,
+    PublishResult,
+    error_responses,
+)
+from api_shim.openapi import body_of
 from api_shim.submit import accept, wait_for
 from ingest import jobs, results, values
 from ingest.config import get_settings
@@ -17,12 +26,20 @@ from ingest.db import transaction
 from ingest.errors import DomainError, IllegalArgument, InvalidRequest, NotFound, ServiceUnavailable
 from ingest.payload import Limits, parse_request
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=error_responses(400, 401, 404, 503))
 
 REQUEST_ERRORS = {cls.error_code: cls for cls in (NotFound, InvalidRequest, IllegalArgument)}
 
 
-@router.post("/v1/metrics", openapi_extra=body_doc(PUBLISH_BODY))
+@router.post(
+    "/v1/metrics",
+    response_model=Data[PublishResult | BatchPublishResult],
+    responses={
+        202: {"model": Data[JobRecord], "description": "With `Prefer: respond-async`"},
+        **error_responses(413, 429),
+    },
+    openapi_extra=body_of(PublishMetricsRequest),
+)
 async def publish(
     request: Request, ctx: RequestContext = Depends(request_context), prefer: str | None = Header(default=None)
 ):
@@ -46,7 +63,7 @@ def _publish(ctx: RequestContext, publish_request, respond_async: bool):
     if respond_async:
         with transaction() as conn:
             row = jobs.get_job(conn, org_id, job.job_id)
-        return JSONResponse(wire.data(wire.job_record(row)), status_code=202)
+        return wire.respond(wire.data(wire.job_record(row)), 202)
     finished = wait_for(job.job_id, org_id, settings.publish_wait_s)
     if finished is None:
         raise ServiceUnavailable(
@@ -71,14 +88,14 @@ def _publish(ctx: RequestContext, publish_request, respond_async: bool):
     items = list(results.items_of(0, 0, outcomes, [publish_request]))
     with transaction() as conn:
         results.attach_records(conn, org_id, items)
-    return wire.publish_response(items, ctx.api_version)
+    return wire.respond(wire.publish_response(items, ctx.api_version))
 
 
-@router.get("/v1/metrics/session/{session_id}/")
-def get_by_session(session_id: str, ctx: RequestContext = Depends(request_context)) -> dict:
+@router.get("/v1/metrics/session/{session_id}/", response_model=Data[list[MetricRecord]])
+def get_by_session(session_id: str, ctx: RequestContext = Depends(request_context)) -> Response:
     from ingest.catalog import get_session
 
     with ctx.acting(write=False) as c:
         get_session(c.conn, c.org_id, session_id)  # 404 for an unknown session
         rows = values.records_for_session(c.conn, c.org_id, session_id, get_settings().max_results)
-    return wire.data([wire.metric_record(r) for r in rows])
+    return wire.respond(wire.data([wire.metric_record(r) for r in rows]))

@@ -12,50 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from api_shim import wire
 from api_shim.bodies import read_json
 from api_shim.deps import RequestContext, request_context
-from api_shim.openapi import body_doc
+from api_shim.models import AggregateBody, AggregateResult, Data, QueryBody, QueryPage, error_responses
+from api_shim.openapi import body_of
 from ingest import periods, reads
 from ingest.errors import InvalidRequest
 
-router = APIRouter(tags=["metrics"])
+router = APIRouter(tags=["metrics"], responses=error_responses(400, 401, 404, 413, 503))
 
 ID_FIELDS = ("include_device_ids", "include_session_ids", "include_invocation_ids")
-NOT_SET = {"type": "object", "maxProperties": 0, "description": "{} = not set"}
-IDS = {"anyOf": [{"type": "array", "items": {"type": "string"}}, {"type": "null"}, NOT_SET]}
-COMMON: dict[str, Any] = {
-    "name": {"type": "string"},
-    "time_filter": {"enum": ["start_time", "end_time"], "default": "end_time"},
-    "include_device_ids": {**IDS, "description": "list; null = only rows without a device; {} = no filter"},
-    "include_session_ids": {"anyOf": [{"type": "array", "items": {"type": "string"}}, NOT_SET]},
-    "include_invocation_ids": {**IDS, "description": "list; null = only rows without an invocation; {} = no filter"},
-    "condition": {"type": ["object", "null"], "description": "roboto 0.62 condition or AND/OR group"},
-    "group_by": {"type": ["string", "null"], "enum": ["device.device_id", None]},
-}
-QUERY_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {
-        **COMMON,
-        "start_time_ns": {"type": ["integer", "null"], "description": "inclusive; null = the epoch"},
-        "end_time_ns": {"type": ["integer", "null"], "description": "exclusive; null = now"},
-        "max_results": {"type": "integer", "minimum": 1, "maximum": reads.MAX_PAGE, "default": reads.MAX_PAGE},
-        "sort_by": {"type": ["string", "null"], "enum": [*reads.SORT_KEYS, None]},
-        "descending": {"type": "boolean", "default": False},
-    },
-}
-AGGREGATE_BODY: dict[str, Any] = {
-    "type": "object",
-    "required": ["name", "period", "aggregation", "start_time_ns", "end_time_ns"],
-    "properties": {
-        **COMMON,
-        "period": {"enum": list(periods.PERIODS)},
-        "aggregation": {"enum": list(reads.AGGREGATIONS)},
-        "start_time_ns": {"type": "integer"},
-        "end_time_ns": {"type": "integer"},
-        "time_zone": {"type": "string", "default": "UTC", "description": "IANA name"},
-        "week_start": {"enum": list(periods.WEEKDAYS), "default": "monday"},
-        "widen_to_whole_periods": {"type": "boolean", "default": True},
-    },
-}
 
 
 async def _body(request: Request) -> dict:
@@ -78,7 +42,7 @@ def _json(payload: dict) -> Response:
     return Response(orjson.dumps(payload), media_type="application/json")
 
 
-@router.post("/v1/metrics/query", openapi_extra=body_doc(QUERY_BODY))
+@router.post("/v1/metrics/query", response_model=Data[QueryPage], openapi_extra=body_of(QueryBody))
 async def query(
     request: Request,
     page_token: str | None = Query(default=None, max_length=4096),
@@ -142,7 +106,7 @@ def _records(rows: list[tuple], metric: dict) -> list[dict]:
     return out
 
 
-@router.post("/v1/metrics/aggregate", openapi_extra=body_doc(AGGREGATE_BODY))
+@router.post("/v1/metrics/aggregate", response_model=Data[AggregateResult], openapi_extra=body_of(AggregateBody))
 async def aggregate(request: Request, ctx: RequestContext = Depends(request_context)) -> Response:
     body = await _body(request)
     name = reads.metric_name(body)

@@ -95,7 +95,7 @@ def test_live_document_is_this_one(stack: Stack):
 
 def test_document_has_no_422_and_documents_the_envelope(stack: Stack):
     doc = httpx.get(stack.url + "/openapi.json").json()
-    assert "RobotoError" in doc["components"]["schemas"]
+    assert "ErrorEnvelope" in doc["components"]["schemas"]
     for path, ops in doc["paths"].items():
         for method, op in ops.items():
             assert "422" not in op["responses"], (method, path)

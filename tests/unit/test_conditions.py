@@ -117,3 +117,15 @@ def test_times_convert_like_the_sdk(value, ns):
 def test_timestamps_compare_as_timestamps():
     compiled = compile_condition({"field": "session.created", "comparator": "LESS_THAN", "value": 86_400.0})
     assert compiled is not None and compiled.params == {"c0": datetime(1970, 1, 2, tzinfo=UTC)}
+
+
+def test_times_beyond_the_representable_range_compare_as_its_ends():
+    far = compile_condition({"field": "session.created", "comparator": "LESS_THAN", "value": 10**30})
+    before = compile_condition({"field": "session.start_time", "comparator": "GREATER_THAN", "value": -1e40})
+    assert far is not None and far.params["c0"].year == 9999
+    assert before is not None and before.params["c0"] == -(2**63)
+
+
+def test_a_json_integer_may_come_as_a_float():
+    compiled = compile_condition({"field": "session.duration", "comparator": "EQUALS", "value": 60.0})
+    assert compiled is not None and compiled.params == {"c0": 60}
