@@ -1,8 +1,8 @@
 """`schemathesis run` (the CLI, as a user runs it) over the live document, positive cases: every case the document
 calls valid is accepted (no "schema-valid request rejected", i.e. no schema looser than validation), nothing answers
-5xx, every response matches its schema, and the run reports no warning. (Invalid cases are fuzzed by
-test_openapi_fuzz.py: no 5xx, always the Roboto envelope.) Real identifiers come from a fixture tenant (the config's `parameters`); what JSON Schema cannot
-say is in tests/fuzz/schemathesis_hooks.py."""
+5xx, every response matches its schema, and the run reports no warning. Real identifiers come from a fixture tenant
+(the config's `parameters`); what JSON Schema cannot say is in tests/fuzz/schemathesis_hooks.py. Invalid cases are
+fuzzed by test_openapi_fuzz.py (no 5xx, always the Roboto envelope)."""
 
 from __future__ import annotations
 
