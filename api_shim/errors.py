@@ -14,13 +14,47 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ingest.db import is_transient
-from ingest.errors import DomainError, InvalidRequest, NotFound, ServiceUnavailable
+from ingest.errors import (
+    Conflict,
+    DomainError,
+    IllegalArgument,
+    InvalidRequest,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+)
 
 log = structlog.get_logger(__name__)
 
 
+# The HTTP status of each domain error (the most specific class wins).
+STATUS: dict[type[DomainError], int] = {
+    InvalidRequest: 400,
+    IllegalArgument: 400,
+    Unauthorized: 401,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    TooManyRequests: 429,
+    ServiceUnavailable: 503,
+    DomainError: 500,
+}
+
+
+def status_of(err: DomainError) -> int:
+    return next(STATUS[cls] for cls in type(err).__mro__ if cls in STATUS)
+
+
+def envelope(err: DomainError) -> dict:
+    """The Roboto error envelope: exactly `{"error": {"error_code", "message"}}`."""
+    return {"error": {"error_code": err.error_code, "message": err.message}}
+
+
 def envelope_response(err: DomainError) -> JSONResponse:
-    return JSONResponse(err.envelope(), status_code=err.status, headers=err.headers or None)
+    headers = {"Retry-After": f"{err.retry_after_s:g}"} if err.retry_after_s is not None else None
+    return JSONResponse(envelope(err), status_code=status_of(err), headers=headers)
 
 
 def describe_validation(exc: RequestValidationError) -> str:
@@ -64,13 +98,10 @@ def install_error_handlers(app: FastAPI) -> None:
             orig = getattr(exc, "orig", None) or exc
             log.warning("database.unavailable", error_type=type(orig).__name__, error=(str(orig) or "").split("\n")[0])
             return envelope_response(
-                ServiceUnavailable("The database is unavailable or busy; retry shortly", headers={"Retry-After": "5"})
+                ServiceUnavailable("The database is unavailable or busy; retry shortly", retry_after_s=5)
             )
         log.exception("database.error")
-        return JSONResponse(
-            {"error": {"error_code": "RobotoServiceException", "message": "Internal database error"}},
-            status_code=500,
-        )
+        return envelope_response(DomainError("Internal database error"))
 
     for database_error in (DBAPIError, PoolTimeout, psycopg.Error):
         app.add_exception_handler(database_error, _database)
@@ -82,7 +113,4 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
         log.exception("request.unhandled_error", error_type=type(exc).__name__)
-        return JSONResponse(
-            {"error": {"error_code": "RobotoServiceException", "message": "Internal server error"}},
-            status_code=500,
-        )
+        return envelope_response(DomainError("Internal server error"))

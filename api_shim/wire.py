@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from ingest.errors import InvalidRequest
+from ingest.errors import InvalidRequest, ItemError
 from ingest.notset import NOT_SET
 
 
@@ -149,6 +149,10 @@ def record_of(
     }
 
 
+def item_error(error: ItemError) -> dict:
+    return {"error_code": error.error_code, "message": error.message}
+
+
 def job_record(row: dict) -> dict:
     pending = max(0, row["total"] - row["succeeded"] - row["failed"])
     error = None
@@ -186,8 +190,8 @@ def publish_response(items: list, api_version: str | None) -> dict:
             if item.error is None and item.record is not None:
                 responses.append({"data": metric_record(item.record), "error": None})
             else:
-                error = item.error or {"error_code": "RobotoServiceException", "message": "record not found"}
-                responses.append({"data": None, "error": {"error": error}})
+                error = item.error or ItemError("RobotoServiceException", "record not found")
+                responses.append({"data": None, "error": {"error": item_error(error)}})
         return data({"responses": responses})
     succeeded, seen, failed = [], set(), []
     for item in items:
@@ -197,5 +201,5 @@ def publish_response(items: list, api_version: str | None) -> dict:
                 seen.add(key)
                 succeeded.append(metric_record(item.record))
         elif item.error is not None:
-            failed.append({"name": item.name, "error": item.error["message"]})
+            failed.append({"name": item.name, "error": item.error.message})
     return data({"succeeded": succeeded, "failed": failed})

@@ -58,7 +58,7 @@ def check_backlog(conn: Connection, incoming: int, limit: int) -> None:
     if backlog + incoming > limit and backlog > 0:
         raise TooManyRequests(
             f"Ingest backlog is {backlog} items (limit {limit}); retry later",
-            headers={"Retry-After": "5"},
+            retry_after_s=5,
         )
 
 

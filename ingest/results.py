@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Connection
 
 from ingest import jobs, values
-from ingest.errors import error_dict
+from ingest.errors import ItemError
 from ingest.payload import PublishRequest, decode_chunk
 
 
@@ -20,7 +20,7 @@ class Item:
     entry_index: int
     session_id: str
     name: str
-    error: dict | None  # {"error_code", "message"} or None when the entry succeeded
+    error: ItemError | None  # None when the entry succeeded
     record: dict | None = None
 
     @property
@@ -42,7 +42,7 @@ def items_of(seq: int, first_request: int, outcomes: dict | None, requests: list
     for ri, request in enumerate(requests):
         for ei, (name, _value) in enumerate(request.entries):
             err = job_error or request_errors.get(ri) or item_errors.get((ri, ei))
-            yield Item(seq, offset, first_request + ri, ei, request.session_id, name, error_dict(*err) if err else None)
+            yield Item(seq, offset, first_request + ri, ei, request.session_id, name, ItemError(*err) if err else None)
             offset += 1
 
 

@@ -32,7 +32,7 @@ def _item_record(item: results.Item) -> dict:
         "name": item.name,
         "status": item.status,
         "record": wire.metric_record(item.record) if item.record else None,
-        "error": item.error,
+        "error": wire.item_error(item.error) if item.error else None,
     }
 
 

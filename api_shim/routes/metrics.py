@@ -69,15 +69,13 @@ def _publish(ctx: RequestContext, publish_request, respond_async: bool):
         raise ServiceUnavailable(
             f"Publish job {job.job_id} is queued but no worker finished it in time; it will still complete. "
             "Retrying is safe (publish is an upsert).",
-            headers={"Retry-After": "2"},
+            retry_after_s=2,
         )
     state, outcomes = finished
     if state == "failed":  # a job-level failure (retries exhausted): transient, so the SDK may retry
         with transaction() as conn:
             row = jobs.get_job(conn, org_id, job.job_id)
-        raise ServiceUnavailable(
-            f"Publish job {job.job_id} failed: {row['error_message']}", headers={"Retry-After": "2"}
-        )
+        raise ServiceUnavailable(f"Publish job {job.job_id} failed: {row['error_message']}", retry_after_s=2)
     if outcomes is None:  # too large to ride on the notification, or woken by the safety-net poll
         with transaction() as conn:
             outcomes = jobs.chunk_rows(conn, job.job_id, 0, 1, with_payload=False)[0]["outcomes"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from api_shim import wire
-from ingest.errors import InvalidRequest, NotFound
+from ingest.errors import InvalidRequest, ItemError, NotFound
 from ingest.jobs import chunked
 from ingest.notset import NOT_SET
 from ingest.payload import Limits, PublishRequest, decode_chunk, encode_chunk, parse_request
@@ -101,7 +101,7 @@ def test_publish_response_shapes():
     err = {"error_code": "RobotoInvalidRequestException", "message": "bad"}
     items = [
         Item(0, 0, 0, 0, "s", "a", None, record("a", 3.0)),
-        Item(0, 1, 0, 1, "s", "b b", err),
+        Item(0, 1, 0, 1, "s", "b b", ItemError(**err)),
         Item(0, 2, 0, 2, "s", "a", None, record("a", 3.0)),
     ]
     old = wire.publish_response(items, "2026-05-20")["data"]
