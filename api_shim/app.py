@@ -13,6 +13,7 @@ from api_shim.errors import install_error_handlers
 from api_shim.middleware import ObservabilityMiddleware
 from api_shim.openapi import complete
 from api_shim.routes import catalog, definitions, health, jobs, metrics, ops, reads
+from console import install as install_console
 from ingest import __version__
 from ingest.config import get_settings
 from ingest.logs import configure_logging
@@ -51,6 +52,7 @@ def create_app() -> FastAPI:
     app.include_router(metrics.router)
     app.include_router(jobs.router)
     app.include_router(reads.router)
+    install_console(app)  # the web console at /console (HTML pages, same process, same middleware)
     generate = app.openapi
 
     def openapi() -> dict:

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     definitions_page_size: int = Field(100, ge=1, le=10_000)
     job_results_page_size: int = Field(1000, ge=1, le=100_000)
 
+    # Web console (/console)
+    console_session_ttl_s: float = Field(8 * 3600.0, gt=0)  # a sign-in lasts this long (sign-out/revoke end it sooner)
+    console_signin_per_minute: int = Field(10, ge=1)  # sign-in attempts per client address and minute, then 429
+
     # Operations
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

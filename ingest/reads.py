@@ -122,6 +122,17 @@ def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
     )
 
 
+def time_extent(conn: Connection, metric_id: str, time_column: str) -> tuple[int, int] | None:
+    """The earliest and latest session time (of `time_column`) among a metric's rows: two index probes."""
+    if time_column not in TIME_COLUMNS.values():
+        raise InvalidRequest("time_filter must be 'start_time' or 'end_time'")
+    row = conn.execute(
+        text(f"SELECT min({time_column}) AS lo, max({time_column}) AS hi FROM metric_values WHERE metric_id = :m"),
+        {"m": metric_id},
+    ).one()
+    return None if row.lo is None else (row.lo, row.hi)
+
+
 def window_ns(value: object, field_name: str, default: int | None) -> int:
     if value is None and default is not None:
         return default

@@ -83,3 +83,13 @@ def page_of_items(
                     return items, (item.seq, item.offset)
                 items.append(item)
         seq = chunks[-1]["seq"] + 1
+
+
+def failed_items(conn: Connection, job_id: str) -> Iterator[Item]:
+    """Every failed item of a job, in request order, a few chunks at a time (a download never holds them all)."""
+    seq = 0
+    while chunks := jobs.chunk_rows(conn, job_id, seq, 4, with_payload=True):
+        for chunk in chunks:
+            if chunk["state"] != "queued" and chunk["failed"]:
+                yield from (item for item in chunk_items(chunk) if item.error)
+        seq = chunks[-1]["seq"] + 1

@@ -208,3 +208,29 @@ telemetry_counters = Table(
     Column("value", Double, nullable=False, server_default=text("0")),
     PrimaryKeyConstraint("series", "lane", "label", "shard"),
 )
+
+# Web console sign-ins: the random session id lives only in the browser's cookie; its SHA-256 is stored.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("session_hash", Text, primary_key=True),
+    Column("token_id", Text, ForeignKey("api_tokens.token_id", ondelete="CASCADE"), nullable=False),
+    Column("org_id", Text, ForeignKey("orgs.org_id", ondelete="CASCADE"), nullable=False),
+    Column("principal", Text, nullable=False),
+    Column("csrf_secret", Text, nullable=False),
+    _now(),
+    Column("last_seen", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Index("ix_console_sessions_token", "token_id"),
+    Index("ix_console_sessions_expires", "expires_at"),
+)
+
+# Sign-in form attempts per client address and minute (the console's sign-in rate limit).
+console_signin_attempts = Table(
+    "console_signin_attempts",
+    metadata,
+    Column("client", Text, nullable=False),
+    Column("window_start", DateTime(timezone=True), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default=text("1")),
+    PrimaryKeyConstraint("client", "window_start"),
+)
