@@ -38,17 +38,12 @@ def csv_lines(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
 FAILURE_COLUMNS = ["request_index", "entry_index", "session_id", "name", "error_code", "message"]
 
 
-def failure_record(item: results.Item) -> dict:
-    """A failed item as the job results API answers it (`GET /v1/metrics/jobs/{id}/results?status=failed`)."""
-    return {
-        "request_index": item.request_index,
-        "entry_index": item.entry_index,
-        "session_id": item.session_id,
-        "name": item.name,
-        "status": item.status,
-        "record": None,
-        "error": item.error,
-    }
+def failure_fields(item: results.Item) -> list:
+    """A failed item's FAILURE_COLUMNS, the same in both downloads (CSV cells are then made formula-safe)."""
+    error = item.error or {}
+    return [item.request_index, item.entry_index, item.session_id, item.name, error.get("error_code", "")] + [
+        error.get("message", "")
+    ]
 
 
 def _failures(job_id: str) -> Iterator[results.Item]:
@@ -57,24 +52,15 @@ def _failures(job_id: str) -> Iterator[results.Item]:
 
 
 def failures_csv(job_id: str) -> Iterator[str]:
-    rows = (
-        [
-            item.request_index,
-            item.entry_index,
-            csv_text(item.session_id),
-            csv_text(item.name),
-            (item.error or {}).get("error_code", ""),
-            csv_text((item.error or {}).get("message", "")),
-        ]
-        for item in _failures(job_id)
-    )
+    rows = ([c if isinstance(c, int) else csv_text(c) for c in failure_fields(item)] for item in _failures(job_id))
     return csv_lines(FAILURE_COLUMNS, rows)
 
 
 def failures_ndjson(job_id: str) -> Iterator[str]:
+    """One JSON object per failed item, with the CSV's column names as keys."""
     lines: list[str] = []
     for item in _failures(job_id):
-        lines.append(json.dumps(failure_record(item)) + "\n")
+        lines.append(json.dumps(dict(zip(FAILURE_COLUMNS, failure_fields(item), strict=True))) + "\n")
         if len(lines) == BATCH:
             yield "".join(lines)
             lines = []

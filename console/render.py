@@ -23,8 +23,8 @@ def when(dt: datetime | None) -> str:
 
 
 def iso(dt: datetime) -> str:
-    """A stored timestamp as exact ISO-8601 UTC text (pages and CSV exports write the same)."""
-    return dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    """A stored timestamp as exact ISO-8601 UTC text, as the API writes it (pages and CSV exports write the same)."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def duration(seconds: float | None) -> str:

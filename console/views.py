@@ -83,11 +83,13 @@ class JobView:
 
     @property
     def items_per_s(self) -> float | None:
-        """Items processed per second of running time (started -> finished, or now while it runs)."""
-        running = self.running_s
-        if not running or not self.done:
+        """Items processed per second since the job was accepted (to its finish, or now while it runs): what the
+        submitter sees end to end. Not per second of running time: a one-chunk job's start and finish are stamped
+        in the same transaction, so its running time reads as zero."""
+        elapsed = ((self.finished or self.now) - self.created).total_seconds()
+        if elapsed <= 0 or not self.done:
             return None
-        return self.done / running
+        return self.done / elapsed
 
 
 @dataclass

@@ -38,6 +38,15 @@ class GiveUp(Exception):
     pass
 
 
+def console_url(host: str, port: int) -> str:
+    """The web console's address for a browser on this machine (an any-address bind is reached on loopback)."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}/console"
+
+
 class Supervisor:
     def __init__(self, settings: Settings, *, max_restarts: int = 5, restart_window_s: float = 60.0):
         self.settings = settings
@@ -81,13 +90,16 @@ class Supervisor:
         if s.interactive_worker:
             self._add("worker-interactive", self._cli("worker", "--lanes", "interactive", "--concurrency", "1"))
         self._add("api", self._cli("api"))
+        console = console_url(s.api_host, s.api_port)
         log.info(
             "up.started",
             api=f"http://{s.api_host}:{s.api_port}",
+            console=console,
             embedded_postgres=self.pg is not None,
             embedded_redis=self.redis is not None,
             data_dir=str(s.data_dir.resolve()),
         )
+        print(f"console: {console}", flush=True)  # one plain line to open in a browser, whatever the log format
 
     def _check(self, child: Child) -> None:
         now = time.monotonic()

@@ -124,6 +124,7 @@ def submit(tenant, body: list[dict]) -> str:
 def test_up_restarts_a_killed_server(up, server):
     u = up()
     u.wait_healthy()
+    assert f"console: {u.url}/console\n" in u.text()  # the one line a newcomer opens in a browser
     tenant = new_tenant(u.database_url, u.url)
     session = tenant.session()
     body = job_requests(session, requests=40, entries=250)  # 10,000 items in 20 chunks
