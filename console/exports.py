@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 from ingest import results
 from ingest.db import transaction
@@ -22,7 +22,7 @@ def csv_text(value: str | None) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def csv_lines(header: list[str], rows: Iterable[list[object]]) -> Iterator[str]:
+def csv_lines(header: list[str], rows: Iterable[Sequence[object]]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)

@@ -67,9 +67,7 @@ class MetricQuery:
     def of(cls, request: Request) -> MetricQuery:
         q = request.query_params
         defaults = cls()
-        return cls(
-            **{f: (q.get(f) or "").strip() or getattr(defaults, f) for f in cls.__dataclass_fields__}  # type: ignore[arg-type]
-        )
+        return cls(**{f: (q.get(f) or "").strip() or getattr(defaults, f) for f in cls.__dataclass_fields__})
 
     @property
     def aggregated(self) -> bool:
@@ -141,7 +139,7 @@ def read_metric(conn: Connection, org_id: str, q: MetricQuery) -> MetricResult:
     filters = reads.Filters(time_column=reads.time_column(q.time_filter))
     start_ns, end_ns = window(conn, q, metric, filters.time_column)
     if q.aggregated:
-        spec = reads.AggregateSpec(
+        aggregate = reads.AggregateSpec(
             metric,
             filters,
             reads.parse_period(q.period),
@@ -151,14 +149,14 @@ def read_metric(conn: Connection, org_id: str, q: MetricQuery) -> MetricResult:
             periods.resolve_zone(q.time_zone),
             periods.weekday_index(q.week_start),
         )
-        buckets = reads.aggregate(conn, spec).buckets
-        rows = [BucketRow(b.start_ns, b.end_ns, b.total, b.value) for b in buckets[:MAX_POINTS]]
-        return MetricResult(metric, start_ns, end_ns, len(buckets), buckets=rows)
+        buckets = reads.aggregate(conn, aggregate).buckets
+        shown = [BucketRow(b.start_ns, b.end_ns, b.total, b.value) for b in buckets[:MAX_POINTS]]
+        return MetricResult(metric, start_ns, end_ns, len(buckets), buckets=shown)
     spec = reads.QuerySpec(metric, filters, start_ns, end_ns, MAX_POINTS, "time", False)
     found = reads.query_page(conn, spec, None)
     at = 4 if filters.time_column == "session_start_ns" else 5  # reads.VALUE_FIELDS
-    rows = [ValueRow(r[at], r[0], r[2], r[1], r[7]) for r in found.items]
-    return MetricResult(metric, start_ns, end_ns, found.total_count, values=rows)
+    values = [ValueRow(r[at], r[0], r[2], r[1], r[7]) for r in found.items]
+    return MetricResult(metric, start_ns, end_ns, found.total_count, values=values)
 
 
 def chart_of(q: MetricQuery, result: MetricResult) -> dict:

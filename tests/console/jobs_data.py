@@ -3,8 +3,7 @@ reports them (the console must show the same)."""
 
 from __future__ import annotations
 
-from tests.chaos.checks import is_terminal
-from tests.support.polling import wait_until
+from tests.support.jobs import wait_for_job
 from tests.support.tenant import Tenant
 
 
@@ -18,7 +17,7 @@ def submit(tenant: Tenant, requests: list[dict]) -> str:
 def finish(tenant: Tenant, requests: list[dict]) -> str:
     """Submit a job and wait until a worker finished it."""
     job_id = submit(tenant, requests)
-    wait_until(lambda: is_terminal(tenant, job_id), 120, f"job {job_id} to finish")
+    wait_for_job(tenant, job_id)
     return job_id
 
 
