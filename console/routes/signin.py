@@ -98,7 +98,7 @@ async def sign_in(request: Request) -> Response:
     try:
         session_id, session = await run_in_threadpool(run)
     except (Unauthorized, NotFound, TooManyRequests) as err:
-        log.info("console.signin_refused", error_code=err.error_code, status=err.status)
+        log.info("console.signin_refused", error_code=err.error_code, status=err.status, client=client)
         return signin_page(
             request, next_page=form.get("next"), status=err.status, error=err.message, headers=err.headers or None
         )
