@@ -52,3 +52,24 @@ def test_api_routes_keep_their_json_and_the_console_is_not_in_openapi(stack, ten
     assert "content-security-policy" not in unknown.headers
     assert not [path for path in document["paths"] if path == "/" or path.startswith("/console")]
     assert httpx.get(stack.url + "/console/jobs").status_code == 303  # signed out: sent to sign in
+
+
+def test_cookies_are_secure_when_the_console_is_reached_over_tls(stack, tenant):
+    """Behind a TLS-terminating proxy on this host (uvicorn trusts X-Forwarded-Proto from 127.0.0.1), the
+    request's scheme is https and every console cookie is marked Secure; over plain HTTP it is not."""
+    tls = {"X-Forwarded-Proto": "https"}
+    with httpx.Client(base_url=stack.url) as client:
+        plain = client.get("/console")
+        assert "secure" not in plain.headers["set-cookie"].lower()
+        form = client.get("/console", headers=tls)
+        assert "; secure" in form.headers["set-cookie"].lower()
+        secret = client.cookies["mi_console_signin"]
+    # (a client keeps a Secure cookie for https URLs only: send it by hand to the plain-HTTP test server)
+    signed_in = httpx.post(
+        stack.url + "/console/sign-in",
+        data={"token": tenant.token, "csrf": secret},
+        headers={**tls, "Cookie": f"mi_console_signin={secret}"},
+    )
+    assert signed_in.status_code == 303
+    cookies = signed_in.headers.get_list("set-cookie")
+    assert len(cookies) == 2 and all("; secure" in c.lower() and "httponly" in c.lower() for c in cookies)

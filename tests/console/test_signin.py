@@ -150,3 +150,13 @@ def test_sign_in_attempts_are_rate_limited_per_address(make_stack):
     assert 1 <= int(limited.headers["Retry-After"]) <= 60
     assert "Too many sign-in attempts" in limited.text
     assert tenant.sql("SELECT count(*) FROM console_sessions")[0][0] == 0
+
+
+def test_an_open_live_page_goes_to_sign_in_when_its_token_is_revoked(tab, tenant):
+    secret = tenant.token_for("revoked-while-watching@example.com")
+    tab.sign_in(secret)
+    with transaction() as conn:
+        revoke_token(conn, token_id_of(tenant, secret))
+    tab.expect_status(401)  # the next poll of the jobs list is refused, and htmx follows its HX-Redirect
+    tab.page.wait_for_url(re.compile(r".*/console$"), timeout=20_000)
+    assert tab.page.locator("input[name=token]").is_visible()
