@@ -40,6 +40,7 @@ def test_a_backfill_is_watched_to_the_end_in_the_console(tab, tenant, tmp_path):
     failed = sum(int(t.replace(",", "")) for t in rows.locator("td:nth-child(6)").all_inner_texts())
     assert (succeeded, failed) == (4000, 3)
     assert tab.page.evaluate("window.__notReloaded === true")
+    assert tab.weight() < 300_000
 
     tab.page.locator("#jobs tbody tr", has=tab.page.locator(".state-completed_with_errors")).locator("a").click()
     tab.page.wait_for_url(re.compile(r".*/console/jobs/jb_\w+$"))

@@ -81,13 +81,13 @@ class Tab:
         self.page.wait_for_url(re.compile(re.escape(self.base_url + then) + r"$"))
 
     def weight(self) -> int:
-        """Bytes of the page as loaded: the document and every script, style sheet and icon it loaded (decoded,
-        so a compressed transfer would be smaller), not counting the live-update polls made since."""
-        return self.page.evaluate(
-            """() => performance.getEntriesByType('navigation').concat(performance.getEntriesByType('resource'))
-                 .filter(e => e.initiatorType !== 'xmlhttprequest' && e.initiatorType !== 'fetch')
-                 .reduce((sum, e) => sum + e.decodedBodySize, 0)"""
+        """Bytes of the page: the document and every script, style sheet and icon it references, each fetched
+        again (whatever the browser cache holds) and counted uncompressed."""
+        urls = self.page.evaluate(
+            "() => [location.href, ...Array.from(document.querySelectorAll('script[src], link[href]'),"
+            " e => e.src || e.href)]"
         )
+        return sum(len(self.context.request.get(url).body()) for url in urls)
 
     def screenshot(self, name: str) -> Path:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
