@@ -28,6 +28,7 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 MAX_POINTS = 500  # values (or buckets) one page shows; the window can be narrowed to see others
 MAX_NAMES = 500
 DEFAULT_SPAN_NS = 30 * 86_400 * NS_PER_S  # a metric with no values yet: the last 30 days
+FIELD = {name: i for i, name in enumerate(reads.VALUE_FIELDS)}  # position of each field in a query page's rows
 TIME_ZONES = (
     "UTC",
     "America/Los_Angeles",
@@ -154,8 +155,9 @@ def read_metric(conn: Connection, org_id: str, q: MetricQuery) -> MetricResult:
         return MetricResult(metric, start_ns, end_ns, len(buckets), buckets=shown)
     spec = reads.QuerySpec(metric, filters, start_ns, end_ns, MAX_POINTS, "time", False)
     found = reads.query_page(conn, spec, None)
-    at = 4 if filters.time_column == "session_start_ns" else 5  # reads.VALUE_FIELDS
-    values = [ValueRow(r[at], r[0], r[2], r[1], r[7]) for r in found.items]
+    at = FIELD[filters.time_column]
+    sid, device, value, published = FIELD["session_id"], FIELD["device_id"], FIELD["value"], FIELD["published"]
+    values = [ValueRow(r[at], r[sid], r[device], r[value], r[published]) for r in found.items]
     return MetricResult(metric, start_ns, end_ns, found.total_count, values=values)
 
 

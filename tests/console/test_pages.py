@@ -19,6 +19,7 @@ from tests.support.metric_rows import Row, define, insert
 DAY_NS = 86_400 * 10**9
 MAY_1 = 1_777_593_600 * 10**9  # 2026-05-01T00:00:00Z
 MAX_WEIGHT = 300_000
+BY_START = {"time_filter": "start_time"}
 
 
 def chart_size(tab, chart_id: str) -> tuple[float, float]:
@@ -107,6 +108,14 @@ def test_metric_page_values_chart_and_csv_export(tab, tenant):
     assert exported[0] == ["time", "time_ns", "session_id", "device_id", "value", "published"]
     assert [[t, s, d, v, p] for t, _, s, d, v, p in exported[1:]] == expected  # exactly the values shown
     assert [int(r[1]) for r in exported[1:]] == sorted(r.end_ns for r in shown)
+
+    # By session start instead of end: the same window selects and shows the start times.
+    tab.goto("/console/metrics?" + urlencode({"name": "console.temp", "start": start, "end": end} | BY_START))
+    by_start = sorted(
+        (r for r in rows if MAY_1 + 4 * DAY_NS <= r.start_ns < MAY_1 + 24 * DAY_NS), key=lambda r: r.start_ns
+    )
+    assert [row[0] for row in table_rows(tab, "metric-values")] == [format_instant(r.start_ns) for r in by_start]
+    assert "sessions whose start is in" in tab.page.locator("#metric-summary").inner_text()
 
     # Without a window the page shows the metric's whole range, and its links name that range.
     tab.goto("/console/metrics?name=console.temp")
