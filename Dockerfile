@@ -6,7 +6,6 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY ingest ingest
 COPY api_shim api_shim
-COPY console console
 COPY worker worker
 COPY broker broker
 COPY runtime runtime

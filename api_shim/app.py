@@ -9,11 +9,11 @@ import anyio.to_thread
 from fastapi import FastAPI
 
 from api_shim.body_guard import BodyGuard
+from api_shim.console import install as install_console
 from api_shim.errors import install_error_handlers
 from api_shim.middleware import ObservabilityMiddleware
 from api_shim.openapi import complete
 from api_shim.routes import catalog, definitions, health, jobs, metrics, ops, reads
-from console import install as install_console
 from ingest import __version__
 from ingest.config import get_settings
 from ingest.logs import configure_logging

@@ -52,9 +52,13 @@ def envelope(err: DomainError) -> dict:
     return {"error": {"error_code": err.error_code, "message": err.message}}
 
 
+def retry_after(err: DomainError) -> dict[str, str] | None:
+    """The `Retry-After` header of an error the caller may retry later."""
+    return {"Retry-After": f"{err.retry_after_s:g}"} if err.retry_after_s is not None else None
+
+
 def envelope_response(err: DomainError) -> JSONResponse:
-    headers = {"Retry-After": f"{err.retry_after_s:g}"} if err.retry_after_s is not None else None
-    return JSONResponse(envelope(err), status_code=status_of(err), headers=headers)
+    return JSONResponse(envelope(err), status_code=status_of(err), headers=retry_after(err))
 
 
 def describe_validation(exc: RequestValidationError) -> str:

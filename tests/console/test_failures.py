@@ -9,7 +9,7 @@ import json
 
 from playwright.sync_api import expect
 
-from console.exports import csv_text
+from api_shim.console.exports import csv_text
 from tests.console.jobs_data import api_failures, finish
 
 SCRIPT_NAME = "<script>window.pwned=1</script>"

@@ -11,8 +11,8 @@ from urllib.parse import urlencode
 
 from playwright.sync_api import expect
 
-from console.instants import format_instant
-from console.render import iso, value_text
+from api_shim.console.instants import format_instant
+from api_shim.console.render import iso, value_text
 from tests.console.jobs_data import finish
 from tests.support.metric_rows import Row, define, insert
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from console.headers import CONTENT_SECURITY_POLICY
+from api_shim.console.headers import CONTENT_SECURITY_POLICY
 
 
 def directives(policy: str) -> dict[str, list[str]]:

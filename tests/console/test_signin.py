@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 
 import httpx
 
-from console.viewer import SESSION_COOKIE, SIGNIN_COOKIE
+from api_shim.console.viewer import SESSION_COOKIE, SIGNIN_COOKIE
 from ingest.auth import hash_token, revoke_token
 from ingest.db import transaction
 from tests.support.tenant import new_tenant

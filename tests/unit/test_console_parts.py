@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console.exports import csv_text
-from console.instants import ceil_second, floor_second, format_instant, parse_instant
-from console.params import jobs_cursor, parse_jobs_cursor, parse_position
-from console.routes.signin import safe_next
-from console.views import JobView
+from api_shim.console.exports import csv_text
+from api_shim.console.instants import ceil_second, floor_second, format_instant, parse_instant
+from api_shim.console.params import jobs_cursor, parse_jobs_cursor, parse_position
+from api_shim.console.routes.signin import safe_next
+from api_shim.console.views import JobView
 from ingest.errors import InvalidRequest
 from runtime.supervisor import console_url
 

@@ -33,12 +33,12 @@ def loaded(load: str) -> set[str]:
 def test_the_worker_process_loads_no_web_framework_and_no_cli():
     found = loaded(WORKER)
     assert {"celery", "ingest", "worker"} <= found
-    assert not found & {"fastapi", "starlette", "uvicorn", "typer", "api_shim", "runtime", "console", "jinja2"}
+    assert not found & {"fastapi", "starlette", "uvicorn", "typer", "api_shim", "runtime", "jinja2"}
 
 
 def test_the_api_process_loads_no_cli_runtime_or_worker():
     found = loaded(API)
-    assert {"fastapi", "ingest", "api_shim", "console", "jinja2"} <= found  # the web console is served by the API
+    assert {"fastapi", "ingest", "api_shim", "jinja2"} <= found  # the web console is served by the API
     assert not found & {"typer", "runtime", "worker"}
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from console.headers import SecurityHeaders
-from console.render import STATIC, STATIC_PATH
-from console.routes import router
+from api_shim.console.headers import SecurityHeaders
+from api_shim.console.render import STATIC, STATIC_PATH
+from api_shim.console.routes import router
 
 
 def install(app: FastAPI) -> None:

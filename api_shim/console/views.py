@@ -103,15 +103,8 @@ class FailureRow:
 
     @classmethod
     def of(cls, item: Item) -> FailureRow:
-        error = item.error or {}
-        return cls(
-            item.request_index,
-            item.entry_index,
-            item.session_id,
-            item.name,
-            error.get("error_code", ""),
-            error.get("message", ""),
-        )
+        code, message = (item.error.error_code, item.error.message) if item.error else ("", "")
+        return cls(item.request_index, item.entry_index, item.session_id, item.name, code, message)
 
 
 def position_text(position: tuple[int, int]) -> str:

@@ -11,8 +11,9 @@ from fastapi import Request, Response
 from fastapi.responses import RedirectResponse
 from fastapi.routing import APIRoute
 
-from console.render import page
-from console.viewer import SignInRequired
+from api_shim.console.render import page
+from api_shim.console.viewer import SignInRequired
+from api_shim.errors import retry_after, status_of
 from ingest.errors import DomainError
 
 TITLES = {
@@ -28,12 +29,13 @@ TITLES = {
 
 
 def error_page(err: DomainError) -> Response:
+    status = status_of(err)
     return page(
         "error.html",
-        status=err.status,
-        headers=err.headers or None,
-        title=TITLES.get(err.status, "Error"),
-        status_code=err.status,
+        status=status,
+        headers=retry_after(err),
+        title=TITLES.get(status, "Error"),
+        status_code=status,
         error_code=err.error_code,
         message=err.message,
         viewer=None,

@@ -15,11 +15,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from sqlalchemy.engine import Connection
 
-from console import exports
-from console.errors import ConsoleRoute
-from console.instants import NS_PER_S, ceil_second, floor_second, format_instant, parse_instant
-from console.render import iso, page, value_text
-from console.viewer import viewing
+from api_shim.console import exports
+from api_shim.console.errors import ConsoleRoute
+from api_shim.console.instants import NS_PER_S, ceil_second, floor_second, format_instant, parse_instant
+from api_shim.console.render import page, value_text
+from api_shim.console.viewer import viewing
+from api_shim.errors import status_of
+from api_shim.wire import iso
 from ingest import definitions, periods, reads
 from ingest.errors import DomainError, InvalidRequest
 
@@ -195,7 +197,7 @@ def metrics_page(request: Request) -> Response:
             try:
                 result = read_metric(v.conn, v.org_id, q)
             except DomainError as err:  # shown above the form the user can correct
-                error, status = err, err.status
+                error, status = err, status_of(err)
     context: dict = {"viewer": v.session, "q": q, "names": names, "zones": TIME_ZONES, "error": error}
     context.update(
         result=result,

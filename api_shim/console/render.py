@@ -9,7 +9,8 @@ from urllib.parse import quote
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from console.instants import format_instant
+from api_shim.console.instants import format_instant
+from api_shim.wire import iso
 from ingest import __version__
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -20,11 +21,6 @@ STATIC_PATH = "/console/static"
 def when(dt: datetime | None) -> str:
     """A stored timestamp in UTC, to the second."""
     return dt.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ") if dt else "—"
-
-
-def iso(dt: datetime) -> str:
-    """A stored timestamp as exact ISO-8601 UTC text, as the API writes it (pages and CSV exports write the same)."""
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def duration(seconds: float | None) -> str:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from console.errors import ConsoleRoute
-from console.render import page
-from console.viewer import viewing
+from api_shim.console.errors import ConsoleRoute
+from api_shim.console.render import page
+from api_shim.console.viewer import viewing
 from ingest import catalog, values
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)

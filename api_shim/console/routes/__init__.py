@@ -3,8 +3,8 @@
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
-from console.errors import ConsoleRoute
-from console.routes import jobs, metrics, sessions, signin
+from api_shim.console.errors import ConsoleRoute
+from api_shim.console.routes import jobs, metrics, sessions, signin
 from ingest.errors import NotFound
 
 router = APIRouter(include_in_schema=False)

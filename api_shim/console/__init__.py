@@ -4,6 +4,6 @@ charts) for people who run backfills and want to see what happened without writi
 An HTTP edge beside api_shim: it reads through the same domain functions (ingest.*), never over HTTP to itself,
 and never imports api_shim, worker or runtime."""
 
-from console.mount import install
+from api_shim.console.mount import install
 
 __all__ = ["install"]

@@ -7,7 +7,9 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import astuple
 
+from api_shim.console.views import FailureRow
 from ingest import results
 from ingest.db import transaction
 
@@ -40,10 +42,7 @@ FAILURE_COLUMNS = ["request_index", "entry_index", "session_id", "name", "error_
 
 def failure_fields(item: results.Item) -> list:
     """A failed item's FAILURE_COLUMNS, the same in both downloads (CSV cells are then made formula-safe)."""
-    error = item.error or {}
-    return [item.request_index, item.entry_index, item.session_id, item.name, error.get("error_code", "")] + [
-        error.get("message", "")
-    ]
+    return list(astuple(FailureRow.of(item)))
 
 
 def _failures(job_id: str) -> Iterator[results.Item]:

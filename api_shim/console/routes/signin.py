@@ -10,10 +10,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
-from console.errors import ConsoleRoute
-from console.forms import read_form
-from console.render import page
-from console.viewer import (
+from api_shim.console.errors import ConsoleRoute
+from api_shim.console.forms import read_form
+from api_shim.console.render import page
+from api_shim.console.viewer import (
     SESSION_COOKIE,
     SIGNIN_COOKIE,
     check_csrf,
@@ -22,6 +22,7 @@ from console.viewer import (
     set_cookie,
     viewing,
 )
+from api_shim.errors import retry_after, status_of
 from ingest.auth import authenticate
 from ingest.config import get_settings
 from ingest.console_sessions import count_signin_attempt, end_session, find_session, start_session
@@ -88,7 +89,7 @@ async def sign_in(request: Request) -> Response:
             raise TooManyRequests(
                 f"Too many sign-in attempts from this address; retry in {retry_after} s "
                 "(METRICS_INGEST_CONSOLE_SIGNIN_PER_MINUTE)",
-                headers={"Retry-After": str(retry_after)},
+                retry_after_s=retry_after,
             )
         with transaction() as conn:
             principal = authenticate(conn, form.get("token", "").strip() or None)
@@ -98,9 +99,9 @@ async def sign_in(request: Request) -> Response:
     try:
         session_id, session = await run_in_threadpool(run)
     except (Unauthorized, NotFound, TooManyRequests) as err:
-        log.info("console.signin_refused", error_code=err.error_code, status=err.status, client=client)
+        log.info("console.signin_refused", error_code=err.error_code, status=status_of(err), client=client)
         return signin_page(
-            request, next_page=form.get("next"), status=err.status, error=err.message, headers=err.headers or None
+            request, next_page=form.get("next"), status=status_of(err), error=err.message, headers=retry_after(err)
         )
     log.info("console.signed_in", org_id=session.org_id, principal=session.principal, token_id=session.token_id)
     response = RedirectResponse(safe_next(form.get("next")), status_code=303)

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from console import exports
-from console.errors import ConsoleRoute
-from console.params import jobs_cursor, parse_jobs_cursor, parse_position
-from console.render import page
-from console.viewer import Viewer, viewing
-from console.views import FailureRow, JobView, position_text
+from api_shim.console import exports
+from api_shim.console.errors import ConsoleRoute
+from api_shim.console.params import jobs_cursor, parse_jobs_cursor, parse_position
+from api_shim.console.render import page
+from api_shim.console.viewer import Viewer, viewing
+from api_shim.console.views import FailureRow, JobView, position_text
 from ingest import jobs, results
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from console.render import STATIC_PATH
+from api_shim.console.render import STATIC_PATH
 
 # Scripts and styles only from our own files (no inline script or style, no eval); the pages talk only to us.
 CONTENT_SECURITY_POLICY = (
