@@ -29,9 +29,16 @@ from ingest.errors import (
 log = structlog.get_logger(__name__)
 
 
+class Forbidden(DomainError):
+    """A state-changing console form without its CSRF token (an HTTP matter: the domain never raises it)."""
+
+    error_code = "RobotoForbiddenException"
+
+
 # The HTTP status of each domain error (the most specific class wins).
 STATUS: dict[type[DomainError], int] = {
     InvalidRequest: 400,
+    Forbidden: 403,
     IllegalArgument: 400,
     Unauthorized: 401,
     NotFound: 404,

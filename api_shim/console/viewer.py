@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from fastapi import Request, Response
 from sqlalchemy.engine import Connection
 
+from api_shim.errors import Forbidden
 from ingest.console_sessions import ConsoleSession, find_session
 from ingest.db import transaction
-from ingest.errors import DomainError, Unauthorized
+from ingest.errors import Unauthorized
 
 SESSION_COOKIE = "mi_console_session"
 SIGNIN_COOKIE = "mi_console_signin"  # double-submit CSRF secret of the sign-in form (no session exists yet)
@@ -27,13 +28,6 @@ COOKIE_PATH = "/console"
 
 class SignInRequired(Unauthorized):
     """No live console session: pages redirect to the sign-in form."""
-
-
-class Forbidden(DomainError):
-    """A state-changing form without its CSRF token."""
-
-    error_code = "RobotoForbiddenException"
-    status = 403
 
 
 @dataclass
