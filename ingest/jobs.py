@@ -357,6 +357,18 @@ def fail_chunk(conn: Connection, job_id: str, seq: int, code: str, message: str)
     )
 
 
+def postpone_resend(conn: Connection, job_id: str, seq: int, delay_s: float) -> None:
+    """A chunk whose retry waits `delay_s` in its worker (a Celery countdown: not in the broker's queue) is not a lost
+    message: the sweeper leaves it alone until the retry is due."""
+    conn.execute(
+        text(
+            "UPDATE job_chunks SET enqueued_at = now() + make_interval(secs => :d) "
+            "WHERE job_id = :j AND seq = :s AND state = 'queued'"
+        ),
+        {"j": job_id, "s": seq, "d": delay_s},
+    )
+
+
 def chunks_to_resend(conn: Connection, lane: str, older_than_s: float, limit: int = 10_000) -> list[tuple[str, int]]:
     """Queued chunks of `lane` not taken by any worker (unlocked) and not sent for `older_than_s` seconds.
     The sweeper calls this only when the lane's broker queue is empty, so these messages were lost."""

@@ -66,6 +66,7 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
             return
         delay = backoff.jittered(retries, base_s=0.5, floor_s=0.2)
         bound.warning("chunk.retry", retries=retries, in_s=round(delay, 2), error=str(err).splitlines()[0])
+        _postpone_resend(job_id, seq, delay, bound)
         raise self.retry(exc=err, countdown=delay) from None
     bound.info(
         "chunk.processed",
@@ -84,6 +85,14 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
             failed=job["failed"],
             duration_s=float(job["duration_s"] or 0),
         )
+
+
+def _postpone_resend(job_id: str, seq: int, delay_s: float, bound) -> None:
+    try:
+        with transaction() as conn:
+            jobs.postpone_resend(conn, job_id, seq, delay_s)
+    except Exception as err:  # the database is away: a duplicate message later is harmless (claims are exclusive)
+        bound.warning("chunk.postpone_failed", error=str(err).splitlines()[0])
 
 
 def _give_up(job_id: str, seq: int, code: str, message: str, bound) -> None:
