@@ -278,19 +278,29 @@ class TextCondition(Wire):
 
 
 class TimeCondition(Wire):
-    """Session times, durations and creation times, in nanoseconds (the SDK converts datetimes)."""
+    """Session times and creation times (the SDK converts datetimes)."""
 
-    field: _fields("time", "int", "timestamptz")  # type: ignore[valid-type]
+    field: _fields("time", "timestamptz")  # type: ignore[valid-type]
     comparator: Literal[conditions.ORDERED_COMPARATORS]  # type: ignore[valid-type]
     value: int | float = Field(description="an integer: nanoseconds; a number with a fraction: seconds")
 
 
+class DurationCondition(Wire):
+    """A session's duration, in whole nanoseconds."""
+
+    field: _fields("int")  # type: ignore[valid-type]
+    comparator: Literal[conditions.ORDERED_COMPARATORS]  # type: ignore[valid-type]
+    value: int
+
+
 class ConditionGroup(Wire):
     operator: Literal["AND", "OR"]
-    conditions: list[NullCondition | TextCondition | TimeCondition | ConditionGroup] = Field(max_length=10)
+    conditions: list[NullCondition | TextCondition | TimeCondition | DurationCondition | ConditionGroup] = Field(
+        max_length=10
+    )
 
 
-Condition = NullCondition | TextCondition | TimeCondition | ConditionGroup
+Condition = NullCondition | TextCondition | TimeCondition | DurationCondition | ConditionGroup
 IdFilter = Annotated[list[Text] | None | NotSet, Field(description="a list; null = only rows without one; {} = any")]
 
 
