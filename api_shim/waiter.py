@@ -10,6 +10,7 @@ import psycopg
 import structlog
 
 from ingest.config import get_settings, to_libpq_url
+from ingest.db import connect_args
 from ingest.jobs import NOTIFY_CHANNEL
 
 log = structlog.get_logger(__name__)
@@ -50,7 +51,7 @@ class JobWaiter:
     def _run(self) -> None:
         while True:
             try:
-                with psycopg.connect(self.url, autocommit=True, connect_timeout=5) as conn:
+                with psycopg.connect(self.url, autocommit=True, **connect_args(get_settings())) as conn:
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     self._listening.set()
                     # After a reconnect, wake every waiter so it re-reads its job's state once.

@@ -1,25 +1,29 @@
-"""`CeleryBroker`: the domain's broker port (`ingest.broker_port.Broker`) on a Celery app."""
+"""`CeleryBroker`: the domain's broker port (`ingest.broker_port.Broker`) on a Celery app, on Redis or RabbitMQ."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import redis
 import structlog
 from celery import Celery
+from kombu import Connection
 
-from broker.celery_app import PROCESS_CHUNK, make_celery
+from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery
 from ingest.config import Settings
 from ingest.jobs import LANES
 
 log = structlog.get_logger(__name__)
+
+PROBE_TIMEOUT_S = 2  # a probe (readiness, the sweeper's queue lengths) never hangs on an unreachable broker
 
 
 class CeleryBroker:
     def __init__(self, app: Celery, url: str) -> None:
         self.app = app
         self.url = url
-        self._redis: redis.Redis | None = None
+        self._probe: RedisProbe | AmqpProbe = AmqpProbe(url) if is_amqp(url) else RedisProbe(url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CeleryBroker:
@@ -44,19 +48,81 @@ class CeleryBroker:
             return False
         return True
 
-    def _client(self) -> redis.Redis:
-        """A plain Redis client with short time-outs: a probe never hangs on an unreachable broker."""
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
-        return self._redis
-
     def queue_lengths(self) -> dict[str, int]:
-        client = self._client()
-        return {lane: int(client.llen(lane)) for lane in LANES}
+        return self._probe.lengths()
 
     def ping(self) -> bool:
         try:
-            return bool(self._client().ping())
+            return self._probe.ping()
         except Exception as err:
             log.warning("broker.unreachable", error=str(err).splitlines()[0] if str(err) else repr(err))
             return False
+
+
+class RedisProbe:
+    """A plain Redis client with short time-outs. A lane's length counts the messages no worker has taken yet (a
+    message a worker holds waits in Redis's unacked set, not in the list)."""
+
+    def __init__(self, url: str) -> None:
+        self._client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S)
+
+    def lengths(self) -> dict[str, int]:
+        return {lane: int(self._client.llen(lane)) for lane in LANES}
+
+    def ping(self) -> bool:
+        return bool(self._client.ping())
+
+
+class AmqpProbe:
+    """One AMQP connection of its own (heartbeat off, short time-outs), opened on first use and again after any
+    error. A lane's length is the `message_count` of a passive `queue.declare`: the messages ready for delivery,
+    not those delivered to a worker and not yet acknowledged (the same meaning as a Redis list's length). A queue
+    that does not exist (a broker restarted empty, before any worker declared it again) holds nothing."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = Connection(
+                self.url,
+                connect_timeout=PROBE_TIMEOUT_S,
+                heartbeat=0,
+                transport_options={"read_timeout": PROBE_TIMEOUT_S, "write_timeout": PROBE_TIMEOUT_S},
+            )
+            conn.connect()
+            self._conn = conn
+        return self._conn
+
+    def _reset(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.collect()  # drop the socket without a closing handshake that could wait on a dead peer
+            except Exception:
+                pass
+
+    def lengths(self) -> dict[str, int]:
+        from amqp.exceptions import NotFound
+
+        with self._lock:
+            found: dict[str, int] = {}
+            try:
+                channel = self._connection().channel()
+                for lane in LANES:
+                    try:
+                        found[lane] = int(channel.queue_declare(queue=lane, passive=True).message_count)
+                    except NotFound:  # the broker closed the channel with the error: open another
+                        found[lane] = 0
+                        channel = self._connection().channel()
+                channel.close()
+            except Exception:
+                self._reset()
+                raise
+            return found
+
+    def ping(self) -> bool:
+        self.lengths()
+        return True

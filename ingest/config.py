@@ -10,6 +10,9 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://", "pyamqp://")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METRICS_INGEST_", env_file=".env", extra="ignore")
 
@@ -27,6 +30,15 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(10, ge=1, le=200)
     # A statement waiting this long for a row/table lock fails (and is retried) instead of hanging a worker.
     db_lock_timeout_ms: int = Field(30_000, ge=0)
+    # A peer that vanished (host down, network cut) is noticed by both ends of a database connection within about
+    # idle + interval * count seconds: TCP keepalives and TCP_USER_TIMEOUT on the client (libpq) and on the server
+    # (set per session), and PostgreSQL checks the client socket every `interval` seconds while a statement runs.
+    # So a worker cut off mid-chunk loses its row lock and its transaction, and another worker takes the chunk.
+    db_keepalive_idle_s: int = Field(30, ge=1, le=3600)
+    db_keepalive_interval_s: int = Field(10, ge=1, le=600)
+    db_keepalive_count: int = Field(3, ge=1, le=50)
+    # A transaction left open by a client that does not come back is rolled back after this long (0 = never).
+    db_idle_in_transaction_timeout_s: int = Field(300, ge=0)
 
     # Workers
     worker_concurrency: int = Field(2, ge=1, le=64)
@@ -35,6 +47,18 @@ class Settings(BaseSettings):
     interactive_max_items: int = Field(2000, ge=1)  # jobs up to this size go to the interactive lane
     task_time_limit_s: int = Field(300, ge=10)
     task_max_retries: int = Field(8, ge=0, le=50)
+    # Messages each worker process reserves: an interactive-only worker takes one at a time; a worker with the bulk
+    # lane keeps the next chunk on hand (hides the broker round trip).
+    interactive_prefetch: int = Field(1, ge=1, le=100)
+    bulk_prefetch: int = Field(2, ge=1, le=100)
+
+    # Broker transport. Redis: a message a worker took and never acknowledged (the worker vanished) is delivered
+    # again after the visibility timeout; keep it longer than any chunk may run. RabbitMQ: the heartbeat by which
+    # both ends notice a dead connection (RabbitMQ then delivers the worker's unacknowledged messages again), and
+    # the queue type (quorum: replicated, needs RabbitMQ 3.8+; classic for older or single-node servers).
+    broker_visibility_timeout_s: int = Field(3600, ge=1)
+    broker_heartbeat_s: int = Field(30, ge=0, le=600)
+    amqp_queue_type: Literal["quorum", "classic"] = "quorum"
     requeue_after_s: float = Field(30.0, gt=0)  # a queued chunk not started this long after its enqueue is re-sent
     sweep_interval_s: float = Field(5.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
@@ -80,8 +104,8 @@ class Settings(BaseSettings):
     def _broker_url(cls, v: str | None) -> str | None:
         if v is None or v == "":
             return None
-        if not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be a redis:// URL")
+        if not v.startswith(BROKER_SCHEMES):
+            raise ValueError("must be a redis://, rediss://, amqp:// or amqps:// URL")
         return v
 
     # Unset URLs mean the embedded servers that `metrics-ingest up` runs from `data_dir`: every process of the same

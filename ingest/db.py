@@ -30,12 +30,42 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         # then discards the whole pool, the API answers 503 and workers retry with backoff.
         pool_pre_ping=False,
         pool_recycle=1800,
-        connect_args={
-            "connect_timeout": 5,
-            "application_name": "metrics-ingest",
-            "options": f"-c lock_timeout={settings.db_lock_timeout_ms}",
-        },
+        connect_args=connect_args(settings),
     )
+
+
+def connect_args(settings: Settings) -> dict:
+    """libpq parameters of every connection the service opens (the pool, the API's LISTEN connection).
+
+    A peer that vanishes without closing its connection (a host powered off, a network cut) is noticed on both sides
+    within about idle + interval * count seconds (`METRICS_INGEST_DB_KEEPALIVE_*`): TCP keepalives probe an idle
+    connection and TCP_USER_TIMEOUT drops one whose sent data stays unacknowledged, in libpq (the client) and, set
+    per session, in the server; `client_connection_check_interval` makes the server look at the client's socket
+    while a statement runs (a worker waiting on a lock). So a worker cut off in the middle of a chunk loses its
+    transaction and its row lock in about a minute, not after the kernel's 15-minute retransmission limit, and a
+    transaction left open by a client that never comes back ends after `DB_IDLE_IN_TRANSACTION_TIMEOUT_S`.
+    PostgreSQL 14 or newer (client_connection_check_interval)."""
+    idle, interval, count = settings.db_keepalive_idle_s, settings.db_keepalive_interval_s, settings.db_keepalive_count
+    user_timeout_ms = (idle + interval * count) * 1000
+    server = {
+        "lock_timeout": settings.db_lock_timeout_ms,
+        "tcp_keepalives_idle": idle,
+        "tcp_keepalives_interval": interval,
+        "tcp_keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+        "client_connection_check_interval": interval * 1000,
+        "idle_in_transaction_session_timeout": settings.db_idle_in_transaction_timeout_s * 1000,
+    }
+    return {
+        "connect_timeout": 5,
+        "application_name": "metrics-ingest",
+        "keepalives": 1,
+        "keepalives_idle": idle,
+        "keepalives_interval": interval,
+        "keepalives_count": count,
+        "tcp_user_timeout": user_timeout_ms,
+        "options": " ".join(f"-c {name}={value}" for name, value in server.items()),
+    }
 
 
 def get_engine() -> Engine:

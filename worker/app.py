@@ -8,7 +8,7 @@ import structlog
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from broker import CeleryBroker
-from broker.celery_app import make_celery
+from broker.celery_app import make_celery, prefetch_for
 from ingest.config import get_settings
 from ingest.db import dispose_engine
 
@@ -65,5 +65,7 @@ def run_worker(lanes: list[str], concurrency: int, name: str | None) -> None:
             "--without-mingle",
             "--pool",
             "prefork",
+            "--prefetch-multiplier",
+            str(prefetch_for(get_settings(), lanes)),
         ]
     )

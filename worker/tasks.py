@@ -8,7 +8,7 @@ import structlog
 from psycopg import errors as pg_errors
 from sqlalchemy.exc import IntegrityError
 
-from broker.celery_app import PROCESS_CHUNK
+from broker.celery_app import PROCESS_CHUNK, retry_countdown
 from ingest import backoff, jobs
 from ingest.config import get_settings
 from ingest.db import is_transient, transaction
@@ -64,7 +64,7 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
                 bound,
             )
             return
-        delay = backoff.jittered(retries, base_s=0.5, floor_s=0.2)
+        delay = retry_countdown(self.app, backoff.jittered(retries, base_s=0.5, floor_s=0.2))
         bound.warning("chunk.retry", retries=retries, in_s=round(delay, 2), error=str(err).splitlines()[0])
         _postpone_resend(job_id, seq, delay, bound)
         raise self.retry(exc=err, countdown=delay) from None

@@ -1,5 +1,6 @@
 """Chaos scenarios: each builds its own stack on a database and broker of its own; those that break a server
-start their own embedded one, so the shared servers are never disturbed."""
+start their own embedded one, so the shared servers are never disturbed. Every scenario built on `fresh` runs twice:
+on Redis and on RabbitMQ (a virtual host of its own on a RabbitMQ server the test session starts)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import pytest
 
 from ingest.db import migrate
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.support.servers import Servers
+from tests.support import rabbitmq
+from tests.support.servers import BROKERS, Servers
 from tests.support.stack import Stack
 
 
@@ -51,7 +53,14 @@ def stack_on(tmp_path: Path) -> Iterator:
         stack.stop()
 
 
+@pytest.fixture(params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    if request.param == "rabbitmq" and (reason := rabbitmq.missing_reason()):
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture
-def fresh(servers: Servers) -> tuple[str, str]:
-    """A database and a broker index of their own on the shared servers."""
-    return servers.new_database(), servers.new_broker()
+def fresh(servers: Servers, broker_kind: str) -> tuple[str, str]:
+    """A database of its own, and a broker of its own: a Redis database, or a RabbitMQ virtual host."""
+    return servers.new_database(), servers.new_broker_of(broker_kind)

@@ -1,5 +1,7 @@
 """Real PostgreSQL and Redis for the tests: the servers named by METRICS_INGEST_DATABASE_URL / _BROKER_URL when
-set (each test session gets a fresh database on that server), else embedded ones started in a temp folder."""
+set (each test session gets a fresh database on that server), else embedded ones started in a temp folder. Tests that
+run on RabbitMQ get a virtual host of their own on a RabbitMQ server the test session starts (on first use) from the
+machine's RabbitMQ installation."""
 
 from __future__ import annotations
 
@@ -13,6 +15,10 @@ import psycopg
 from ingest.config import to_libpq_url
 from ingest.db import migrate
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests.support.rabbitmq import RabbitServer
+
+BROKERS = ("redis", "rabbitmq")
+RABBIT_VHOSTS = tuple(f"t{i:02d}" for i in range(1, 25))
 
 
 @dataclass
@@ -25,6 +31,9 @@ class Servers:
     databases: list[str] = field(default_factory=list)
     redis_dbs_used: int = 0
     more_redis: list[EmbeddedRedis] = field(default_factory=list)
+    rabbits: list[RabbitServer] = field(default_factory=list)
+    rabbit_vhosts_used: int = 0
+    scratch: Path = field(default_factory=lambda: Path("/tmp"))  # where RabbitMQ servers keep their data
 
     def new_database(self) -> str:
         """A fresh, migrated database on the server; returns its URL."""
@@ -56,7 +65,26 @@ class Servers:
         self.redis_dbs_used += 1
         return f"{self.broker_base}/{self.redis_dbs_used}"
 
+    def new_amqp_broker(self) -> str:
+        """A RabbitMQ virtual host of its own (queues, exchanges, messages), on a server this test session started;
+        another server is started when one's virtual hosts are used up."""
+        if not self.rabbits or self.rabbit_vhosts_used >= len(RABBIT_VHOSTS):
+            base = self.scratch / f"rabbitmq{len(self.rabbits)}"
+            server = RabbitServer(
+                base, port=free_port(), dist_port=free_port(), epmd_port=free_port(), vhosts=RABBIT_VHOSTS
+            )
+            self.rabbits.append(server)
+            server.start()
+            self.rabbit_vhosts_used = 0
+        self.rabbit_vhosts_used += 1
+        return self.rabbits[-1].url(RABBIT_VHOSTS[self.rabbit_vhosts_used - 1])
+
+    def new_broker_of(self, kind: str) -> str:
+        return self.new_amqp_broker() if kind == "rabbitmq" else self.new_broker()
+
     def close(self) -> None:
+        for rabbit in self.rabbits:
+            rabbit.close()
         try:
             with psycopg.connect(self.admin_url, autocommit=True) as conn:
                 for name in self.databases:
@@ -88,7 +116,7 @@ def start_servers(tmp: Path) -> Servers:
         redis = EmbeddedRedis(tmp, free_port())
         redis.start()
         base = f"redis://127.0.0.1:{redis.port}"
-    return Servers(admin_url, base, pg, redis, tmp=tmp if redis else None)
+    return Servers(admin_url, base, pg, redis, tmp=tmp if redis else None, scratch=tmp)
 
 
 def redis_databases(base_url: str) -> int:
