@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 
@@ -99,10 +100,8 @@ class AmqpProbe:
     def _reset(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 conn.collect()  # drop the socket without a closing handshake that could wait on a dead peer
-            except Exception:
-                pass
 
     def lengths(self) -> dict[str, int]:
         from amqp.exceptions import NotFound
