@@ -105,6 +105,7 @@ class Deployment:
     database_url: str
     broker_url: str
     settings: dict[str, str]
+    service_database_url: str = ""  # what the API and workers use, when not `database_url` (through a relay)
     api: subprocess.Popen | None = None
     workers: dict[str, subprocess.Popen] = field(default_factory=dict)
 
@@ -120,7 +121,7 @@ class Deployment:
         env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
         env.update(FAST_SETTINGS)
         env.update(
-            METRICS_INGEST_DATABASE_URL=self.database_url,
+            METRICS_INGEST_DATABASE_URL=self.service_database_url or self.database_url,
             METRICS_INGEST_BROKER_URL=self.broker_url,
             METRICS_INGEST_LOG_FORMAT="json",
         )
@@ -143,9 +144,11 @@ class Deployment:
         wait_until(serving, 60, "the API on the api host")
 
     def start_worker(self, host: str, concurrency: int = 2, lanes: str = "bulk,interactive") -> None:
-        name = f"{host}-{secrets.token_hex(2)}@{host}"
-        self.workers[host] = self._cli(
-            host, host, "worker", "--lanes", lanes, "--concurrency", str(concurrency), "--name", name
+        """A worker process on `host`; a host may run several (one per set of lanes)."""
+        log = host if lanes == "bulk,interactive" else f"{host}-{lanes.replace(',', '+')}"
+        name = f"{log}-{secrets.token_hex(2)}@{host}"
+        self.workers[log] = self._cli(
+            host, log, "worker", "--lanes", lanes, "--concurrency", str(concurrency), "--name", name
         )
 
     def wait_workers_ready(self, count: int, timeout: float = 60) -> None:
@@ -156,10 +159,9 @@ class Deployment:
         fresh = "NOT stopped AND last_seen > now() - interval '3s'"
         return int(self.sql(f"SELECT count(*) FROM worker_heartbeats WHERE {fresh}")[0][0])
 
-    def stop_worker(self, host: str) -> None:
-        proc = self.workers.pop(host, None)
-        if proc is not None:
-            stop_process(proc, signal.SIGTERM, timeout=30)
+    def stop_workers(self, host: str) -> None:
+        for log in [log for log in self.workers if log == host or log.startswith(host + "-")]:
+            stop_process(self.workers.pop(log), signal.SIGTERM, timeout=30)
 
     def sql(self, query: str, *params):
         import psycopg
@@ -172,11 +174,12 @@ class Deployment:
         return new_tenant(self.database_url, self.api_url)
 
     def read_log(self, name: str) -> str:
-        path = self.log_dir / f"{name}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """The log of the process `name` (api, worker-a, ...) or, for a host, of all its processes."""
+        paths = [self.log_dir / f"{name}.log", *sorted(self.log_dir.glob(f"{name}-*.log"))]
+        return "\n".join(p.read_text(errors="replace") for p in paths if p.exists())
 
     def events(self, name: str, event: str) -> list[dict]:
-        """The JSON log lines of one host's process with this `event`."""
+        """The JSON log lines with this `event` of one process, or of every process of a host."""
         found = []
         for line in self.read_log(name).splitlines():
             if f'"{event}"' in line and line.startswith("{"):
@@ -185,8 +188,8 @@ class Deployment:
         return [e for e in found if e.get("event") == event]
 
     def stop(self) -> None:
-        for host in list(self.workers):
-            self.stop_worker(host)
+        for host in WORKER_HOSTS:
+            self.stop_workers(host)
         if self.api is not None:
             stop_process(self.api, signal.SIGTERM, timeout=30)
             self.api = None
@@ -199,16 +202,18 @@ def deploy(lab: Lab) -> Iterator:
     the scenario's to start. Links cut or slowed by the scenario are restored, processes stopped, at the end."""
     made: list[Deployment] = []
 
-    def make(broker_kind: str = "redis", **settings: object) -> Deployment:
+    def make(broker_kind: str = "redis", db_port: int | None = None, **settings: object) -> Deployment:
         lab.deployments += 1
         log_dir = lab.log_dir / f"deployment{lab.deployments}"
         log_dir.mkdir()
+        database_url = lab.pg.new_database()
         deployment = Deployment(
             lab,
             log_dir,
-            lab.pg.new_database(),
+            database_url,
             lab.broker_url(broker_kind),
             {f"METRICS_INGEST_{k}": str(v) for k, v in settings.items()},
+            database_url.replace(f":{lab.pg.port}/", f":{db_port}/") if db_port else "",
         )
         made.append(deployment)
         deployment.start_api()
