@@ -40,13 +40,15 @@ def routes() -> set[str]:
 
 def test_compose_has_the_services_and_their_order(compose):
     services = compose["services"]
-    assert set(services) >= {"postgres", "redis", "migrate", "api", "worker", "prometheus", "grafana"}
+    assert set(services) >= {"postgres", "redis", "rabbitmq", "migrate", "api", "worker", "prometheus", "grafana"}
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert services["migrate"]["restart"] == "no"
     for name in ("api", "worker"):
         deps = services[name]["depends_on"]
         assert deps["migrate"]["condition"] == "service_completed_successfully"
         assert deps["redis"]["condition"] == "service_healthy"
+        # RabbitMQ only when its profile is on: then the service waits for it
+        assert deps["rabbitmq"] == {"condition": "service_healthy", "required": False}
     for name in ("postgres", "redis"):
         assert services[name]["healthcheck"]["test"]
     for name in APP_SERVICES:
@@ -87,7 +89,23 @@ def test_environment_names_real_settings(compose):
         f"@postgres:5432/{pg['POSTGRES_DB']}"
     )
     assert pg["POSTGRES_PASSWORD"] in url
-    assert compose["services"]["api"]["environment"]["METRICS_INGEST_BROKER_URL"].startswith("redis://redis:6379")
+    broker = compose["services"]["api"]["environment"]["METRICS_INGEST_BROKER_URL"]
+    assert re.fullmatch(r"\$\{METRICS_INGEST_BROKER_URL:-redis://redis:6379/0\}", broker), broker
+
+
+def test_rabbitmq_profile_matches_the_documented_broker_url(compose):
+    """The header says how to run on RabbitMQ: its URL names the service, its user, password and virtual host."""
+    rabbit = compose["services"]["rabbitmq"]
+    assert rabbit["profiles"] == ["rabbitmq"]
+    assert rabbit["healthcheck"]["test"][:2] == ["CMD", "rabbitmq-diagnostics"]
+    assert any(v.endswith(":/var/lib/rabbitmq") for v in rabbit["volumes"])
+    header = (ROOT / "docker-compose.yml").read_text().split("name:", 1)[0]
+    (url,) = re.findall(r"METRICS_INGEST_BROKER_URL=(amqp://\S+)", header)
+    env = rabbit["environment"]
+    password = re.fullmatch(r"\$\{RABBITMQ_PASSWORD:-(\w+)\}", env["RABBITMQ_DEFAULT_PASS"]).group(1)
+    expected = f"amqp://{env['RABBITMQ_DEFAULT_USER']}:{password}@rabbitmq:5672/{env['RABBITMQ_DEFAULT_VHOST']}"
+    assert url == expected
+    assert Settings(broker_url=url).effective_broker_url == url  # a URL the service accepts
 
 
 def _urls(text: str) -> list[str]:
