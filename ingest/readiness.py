@@ -1,5 +1,5 @@
 """Readiness checks shared by `GET /readyz` and `metrics-ingest status`: PostgreSQL answers, the schema is at the
-newest migration, Redis answers, and a worker sent a heartbeat recently. Results name the check and say ok or
+newest migration, the broker answers, and a worker sent a heartbeat recently. Results name the check and say ok or
 failed, nothing more (no hosts, no error text): the answer is served without auth."""
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ def healthz() -> dict:
 
 @router.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness, "description": "Not ready"}})
 def readyz() -> JSONResponse:
-    """200 when PostgreSQL answers, its schema is at the newest migration, Redis answers and a worker sent a
+    """200 when PostgreSQL answers, its schema is at the newest migration, the broker answers and a worker sent a
     heartbeat within `METRICS_INGEST_WORKER_ALIVE_S`; otherwise 503 with the same body naming the failed checks."""
     body = readiness.report(readiness.run_checks(get_settings(), get_broker()))
     return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503, headers={"Cache-Control": "no-store"})

@@ -82,8 +82,9 @@ def test_environment_names_real_settings(compose):
                 seen += 1
                 assert key.removeprefix("METRICS_INGEST_").lower() in fields, f"{name}: {key} is not a setting"
     assert seen >= 3
-    # the database URL points at the postgres service with its own credentials
-    url = compose["services"]["api"]["environment"]["METRICS_INGEST_DATABASE_URL"]
+    # the database URL (unless overridden from the shell) points at the postgres service with its own credentials
+    given = compose["services"]["api"]["environment"]["METRICS_INGEST_DATABASE_URL"]
+    url = re.fullmatch(r"\$\{METRICS_INGEST_DATABASE_URL:-(.*)\}", given).group(1)
     pg = compose["services"]["postgres"]["environment"]
     assert url.startswith(f"postgresql://{pg['POSTGRES_USER']}:") and url.endswith(
         f"@postgres:5432/{pg['POSTGRES_DB']}"
