@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.servers import Servers, start_servers
+from tests.support import rabbitmq
+from tests.support.servers import BROKERS, Servers, start_servers
 from tests.support.stack import Stack
 from tests.support.tenant import Tenant, new_tenant
 
@@ -36,17 +37,26 @@ def stack(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     running.stop()
 
 
+@pytest.fixture(params=BROKERS)
+def broker_kind(request: pytest.FixtureRequest) -> str:
+    """Run the test on each broker: "redis" and "rabbitmq" (skipped, with the reason, without RabbitMQ)."""
+    if request.param == "rabbitmq" and (reason := rabbitmq.missing_reason()):
+        pytest.skip(reason)
+    return request.param
+
+
 @pytest.fixture
 def make_stack(servers: Servers, tmp_path: Path) -> Iterator:
-    """A service of the test's own (fresh database, own Redis db) with settings: `make_stack(CHUNK_ITEMS=500)`
-    sets METRICS_INGEST_CHUNK_ITEMS. The API is started; workers are the test's to start. Stopped afterwards."""
+    """A service of the test's own (fresh database, own broker) with settings: `make_stack(CHUNK_ITEMS=500)` sets
+    METRICS_INGEST_CHUNK_ITEMS; `make_stack("rabbitmq")` runs it on a RabbitMQ virtual host of its own instead of a
+    Redis database. The API is started; workers are the test's to start. Stopped afterwards."""
     made: list[Stack] = []
 
-    def make(**settings: object) -> Stack:
+    def make(broker: str = "redis", **settings: object) -> Stack:
         log_dir = tmp_path / f"stack{len(made)}"
         log_dir.mkdir()
         env = {f"METRICS_INGEST_{k}": str(v) for k, v in settings.items()}
-        running = Stack(servers.new_database(), servers.new_broker(), log_dir, extra_env=env)
+        running = Stack(servers.new_database(), servers.new_broker_of(broker), log_dir, extra_env=env)
         made.append(running)
         running.start_api()
         return running

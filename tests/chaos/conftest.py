@@ -11,8 +11,7 @@ import pytest
 
 from ingest.db import migrate
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-from tests.support import rabbitmq
-from tests.support.servers import BROKERS, Servers
+from tests.support.servers import Servers
 from tests.support.stack import Stack
 
 
@@ -53,14 +52,8 @@ def stack_on(tmp_path: Path) -> Iterator:
         stack.stop()
 
 
-@pytest.fixture(params=BROKERS)
-def broker_kind(request: pytest.FixtureRequest) -> str:
-    if request.param == "rabbitmq" and (reason := rabbitmq.missing_reason()):
-        pytest.skip(reason)
-    return request.param
-
-
 @pytest.fixture
 def fresh(servers: Servers, broker_kind: str) -> tuple[str, str]:
-    """A database of its own, and a broker of its own: a Redis database, or a RabbitMQ virtual host."""
+    """A database of its own, and a broker of its own: a Redis database, or a RabbitMQ virtual host (the test runs
+    once on each, `broker_kind` in tests/conftest.py)."""
     return servers.new_database(), servers.new_broker_of(broker_kind)

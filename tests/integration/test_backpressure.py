@@ -1,4 +1,5 @@
-"""No worker in time: 503 and the job still completes; backlog over its limit: 429 with Retry-After; lanes."""
+"""No worker in time: 503 and the job still completes; backlog over its limit: 429 with Retry-After; lanes. The
+backpressure and lane tests run on Redis and on RabbitMQ."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from tests.support.tenant import new_tenant
 
 
 @pytest.fixture
-def workerless_stack(make_stack):
-    return make_stack(PUBLISH_WAIT_S=1.5, MAX_BACKLOG_ITEMS=10)
+def workerless_stack(make_stack, broker_kind):
+    return make_stack(broker_kind, PUBLISH_WAIT_S=1.5, MAX_BACKLOG_ITEMS=10)
 
 
 def test_publish_without_worker_is_503_then_completes(workerless_stack):
@@ -63,8 +64,8 @@ def _length(reply: bytes) -> int:
 
 
 @pytest.mark.slow
-def test_interactive_publish_is_not_starved_by_a_bulk_job(make_stack):
-    stack = make_stack(CHUNK_ITEMS=500)
+def test_interactive_publish_is_not_starved_by_a_bulk_job(make_stack, broker_kind):
+    stack = make_stack(broker_kind, CHUNK_ITEMS=500)
     stack.start_worker("bulk,interactive", concurrency=1)
     try:
         tenant = new_tenant(stack.database_url, stack.url)
