@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.chaos.checks import assert_all_stored, job_requests, job_row
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import submit_job, wait_for_job
 from tests.support.polling import wait_until
 from tests.support.tenant import new_tenant
 
@@ -39,9 +39,7 @@ def test_postgres_down_mid_job(own_pg, fresh, stack_on):
     small = job_requests(session, requests=1, entries=20, prefix="i")
 
     with tenant.client() as client:
-        submitted = client.post("/v1/metrics/jobs", json={"requests": body}, params={"lane": "bulk"})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["data"]["job_id"]
+        job_id = submit_job(client, body)
         wait_until(lambda: job_row(tenant, job_id)["succeeded"] > 0, 60, "the job to start")
         at_stop = job_row(tenant, job_id)
         own_pg.stop()
@@ -58,9 +56,7 @@ def test_postgres_down_mid_job(own_pg, fresh, stack_on):
         time.sleep(5)
         own_pg.start()
 
-        accepted = client.post("/v1/metrics/jobs", json={"requests": small}, params={"lane": "interactive"})
-        assert accepted.status_code == 202, accepted.text
-        small_id = accepted.json()["data"]["job_id"]
+        small_id = submit_job(client, small, "interactive")
 
     wait_for_job(tenant, job_id, 180)
     wait_for_job(tenant, small_id, 60)

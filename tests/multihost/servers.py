@@ -34,18 +34,30 @@ def redis_bin() -> str:
 
 
 @dataclass
-class PostgresHost:
+class ServerOnHost:
+    """A server process on one host of the test network, with a password of its own."""
+
     net: Network
     host: str
     base: Path
-    port: int = 5432
+    port: int
     password: str = field(default_factory=lambda: secrets.token_hex(8))
     process: subprocess.Popen | None = None
-    databases: int = 0
 
     @property
     def address(self) -> str:
         return self.net[self.host].address
+
+    def running(self) -> bool:
+        log = self.base / f"{type(self).__name__}.log"
+        assert self.process is not None and self.process.poll() is None, log.read_text() if log.exists() else ""
+        return True
+
+
+@dataclass
+class PostgresHost(ServerOnHost):
+    port: int = 5432
+    databases: int = 0
 
     @property
     def pgdata(self) -> Path:
@@ -105,12 +117,12 @@ class PostgresHost:
                 "-c",
                 "log_min_messages=warning",
             ],
-            self.base / "postgres.log",
+            self.base / "PostgresHost.log",
         )
         wait_until(self._answers, 60, "PostgreSQL on the db host")
 
     def _answers(self) -> bool:
-        assert self.process is not None and self.process.poll() is None, (self.base / "postgres.log").read_text()
+        self.running()
         with psycopg.connect(self.url("postgres"), connect_timeout=2):
             return True
 
@@ -130,18 +142,9 @@ class PostgresHost:
 
 
 @dataclass
-class RedisHost:
-    net: Network
-    host: str
-    base: Path
+class RedisHost(ServerOnHost):
     port: int = 6379
-    password: str = field(default_factory=lambda: secrets.token_hex(8))
-    process: subprocess.Popen | None = None
     dbs_used: int = 0
-
-    @property
-    def address(self) -> str:
-        return self.net[self.host].address
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
@@ -164,14 +167,14 @@ class RedisHost:
                 "--databases",
                 "64",
             ],
-            self.base / "redis.log",
+            self.base / "RedisHost.log",
         )
         wait_until(self._answers, 30, "Redis on the broker host")
 
     def _answers(self) -> bool:
         import redis
 
-        assert self.process is not None and self.process.poll() is None, (self.base / "redis.log").read_text()
+        self.running()
         try:
             return bool(redis.Redis.from_url(self.url(0), socket_timeout=1, socket_connect_timeout=1).ping())
         except redis.ConnectionError:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.chaos.checks import job_requests, job_row
 from tests.multihost.checks import assert_job_exact, items_counted
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import submit_job, wait_for_job
 from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.multihost]
@@ -39,9 +39,7 @@ def test_broker_restarted_empty_mid_job(deploy, broker_kind, lab):
     during = job_requests(session, requests=3, entries=100, prefix="during")
 
     with tenant.client() as client:
-        submitted = client.post("/v1/metrics/jobs", json={"requests": body}, params={"lane": "bulk"})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["data"]["job_id"]
+        job_id = submit_job(client, body)
         wait_until(lambda: job_row(tenant, job_id)["succeeded"] > 0, 60, "the job to start")
         if broker_kind == "redis":
             lab.redis.stop(signal.SIGKILL)
@@ -50,9 +48,7 @@ def test_broker_restarted_empty_mid_job(deploy, broker_kind, lab):
         at_stop = job_row(tenant, job_id)
         assert at_stop["succeeded"] < at_stop["total"], "the job finished before the broker went; make it larger"
         # accepted while the broker is down: committed in PostgreSQL, its message cannot be sent
-        accepted = client.post("/v1/metrics/jobs", json={"requests": during}, params={"lane": "interactive"})
-        assert accepted.status_code == 202, accepted.text
-        during_id = accepted.json()["data"]["job_id"]
+        during_id = submit_job(client, during, "interactive")
         if broker_kind == "redis":
             lab.redis.start()
         else:

@@ -22,7 +22,7 @@ import pytest
 from tests.chaos.checks import job_requests
 from tests.multihost.checks import assert_job_exact, items_counted
 from tests.multihost.conftest import FIGURES
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import submit_job, wait_for_job
 from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.multihost]
@@ -64,9 +64,7 @@ def test_worker_cut_off_mid_chunk(deploy, broker_kind):
     seed = [{"session_id": session, "device_id": None, "metrics": [{"name": locked, "value": -1.0}]}]
 
     with tenant.client() as client:
-        seeded = client.post("/v1/metrics/jobs", json={"requests": seed}, params={"lane": "interactive"})
-        assert seeded.status_code == 202, seeded.text
-        wait_for_job(client, seeded.json()["data"]["job_id"], 60)
+        wait_for_job(client, submit_job(client, seed, "interactive"), 60)
 
         lock = psycopg.connect(d.database_url)  # the test's transaction holds the row of one key of chunk 0
         try:
@@ -75,9 +73,7 @@ def test_worker_cut_off_mid_chunk(deploy, broker_kind):
                 "WHERE v.org_id = %s AND v.session_id = %s AND d.name = %s FOR UPDATE OF v",
                 (tenant.org_id, session, locked),
             )
-            submitted = client.post("/v1/metrics/jobs", json={"requests": body}, params={"lane": "bulk"})
-            assert submitted.status_code == 202, submitted.text
-            job_id = submitted.json()["data"]["job_id"]
+            job_id = submit_job(client, body)
             blocked = lock.info.backend_pid
             wait_until(lambda: backends_from(d, a, waiting_on=blocked), 60, "worker-a to wait inside chunk 0")
 
@@ -107,9 +103,7 @@ def test_worker_cut_off_mid_chunk(deploy, broker_kind):
     wait_until(lambda: d.alive_workers() >= 2, 90, "worker-a to come back (its heartbeat)")
     after = job_requests(session, requests=4, entries=1000, prefix="after")  # both hosts work again
     with tenant.client() as client:
-        accepted = client.post("/v1/metrics/jobs", json={"requests": after}, params={"lane": "bulk"})
-        assert accepted.status_code == 202, accepted.text
-        after_id = accepted.json()["data"]["job_id"]
+        after_id = submit_job(client, after)
         wait_for_job(client, after_id, 120)
 
     assert_job_exact(tenant, job_id, body)

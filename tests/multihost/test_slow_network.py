@@ -15,7 +15,7 @@ from tests.chaos.checks import job_requests
 from tests.multihost.checks import assert_job_exact, items_counted
 from tests.multihost.conftest import FIGURES
 from tests.multihost.load import Publishers
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import submit_job, wait_for_job
 from tests.support.polling import wait_until
 from tests.support.stack import stop_process
 
@@ -67,9 +67,7 @@ def run_with_delay(d, lab, relay, how: str) -> None:
         relay.send_signal(signal.SIGUSR1)
     body = job_requests(tenant.session(), requests=8, entries=5000, prefix="slow")  # 40,000 items
     with Publishers(tenant, 2, "slow") as publishers, tenant.client() as client:
-        submitted = client.post("/v1/metrics/jobs", json={"requests": body}, params={"lane": "bulk"})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["data"]["job_id"]
+        job_id = submit_job(client, body)
         wait_for_job(client, job_id, 240)
     slow = publish_round(tenant, "slow1", 30)
     if relay is None:

@@ -12,7 +12,7 @@ from tests.chaos.checks import job_requests
 from tests.multihost.checks import assert_job_exact, items_counted
 from tests.multihost.conftest import FIGURES, WORKER_HOSTS
 from tests.multihost.load import Publishers
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import submit_job, wait_for_job
 
 pytestmark = [pytest.mark.slow, pytest.mark.multihost]
 
@@ -24,9 +24,7 @@ def run_round(d, tenant, tag: str) -> tuple[str, list[dict], Publishers]:
     """The bulk job and the publishers at once; returns when the job is terminal (publishers stop then)."""
     body = job_requests(tenant.session(), requests=40, entries=BULK_ITEMS // 40, prefix=f"bulk{tag}")
     with Publishers(tenant, PUBLISHERS, tag) as publishers, tenant.client() as client:
-        submitted = client.post("/v1/metrics/jobs", json={"requests": body}, params={"lane": "bulk"})
-        assert submitted.status_code == 202, submitted.text
-        job_id = submitted.json()["data"]["job_id"]
+        job_id = submit_job(client, body)
         wait_for_job(client, job_id, 240)
     return job_id, body, publishers
 
