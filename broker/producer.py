@@ -104,23 +104,35 @@ class AmqpProbe:
                 conn.collect()  # drop the socket without a closing handshake that could wait on a dead peer
 
     def lengths(self) -> dict[str, int]:
-        from amqp.exceptions import NotFound
-
         with self._lock:
-            found: dict[str, int] = {}
+            reused = self._conn is not None
             try:
-                channel = self._connection().channel()
-                for lane in LANES:
-                    try:
-                        found[lane] = int(channel.queue_declare(queue=lane, passive=True).message_count)
-                    except NotFound:  # the broker closed the channel with the error: open another
-                        found[lane] = 0
-                        channel = self._connection().channel()
-                channel.close()
+                return self._lengths()
+            except Exception:
+                self._reset()
+                if not reused:
+                    raise
+            # A connection kept from an earlier probe may have been closed by the server meanwhile (idle, restart):
+            # one more try on a new one, so that the answer is about the broker, not about an old socket.
+            try:
+                return self._lengths()
             except Exception:
                 self._reset()
                 raise
-            return found
+
+    def _lengths(self) -> dict[str, int]:
+        from amqp.exceptions import NotFound
+
+        found: dict[str, int] = {}
+        channel = self._connection().channel()
+        for lane in LANES:
+            try:
+                found[lane] = int(channel.queue_declare(queue=lane, passive=True).message_count)
+            except NotFound:  # the broker closed the channel with the error: open another
+                found[lane] = 0
+                channel = self._connection().channel()
+        channel.close()
+        return found
 
     def ping(self) -> bool:
         self.lengths()

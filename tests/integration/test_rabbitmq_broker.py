@@ -1,8 +1,11 @@
 """The broker adapter on a real RabbitMQ (a virtual host of its own on the test session's server): queues declared
 durable and quorum by whoever sends first, queue lengths read by a passive declare (a queue not declared yet holds
-nothing), a bounded probe of an unreachable server, and a publish whose confirm fails reported as not sent."""
+nothing), a probe that outlives a dropped connection, and an unreachable server: probes answer false or raise
+(bounded), and chunks it cannot take are reported as not sent (the sweeper sends them later)."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 from kombu import Connection
@@ -48,3 +51,14 @@ def test_probe_of_an_unreachable_server_answers_false():
     with pytest.raises(Exception):  # noqa: B017 - any transport error: the sweeper skips its tick
         broker.queue_lengths()
     assert broker.send_chunks("jb_nowhere", "bulk", [0]) is False
+
+
+def test_a_probe_connection_dropped_meanwhile_is_replaced(amqp_url):
+    """The probe keeps its connection between calls; one the server closed in between (idle, restarted) must not
+    make the next readiness probe fail."""
+    broker = CeleryBroker.from_settings(Settings(broker_url=amqp_url))
+    assert broker.ping()
+    kept = broker._probe._conn  # type: ignore[union-attr]
+    kept.connection.transport.sock.shutdown(socket.SHUT_RDWR)  # what the client sees when the server hangs up
+    assert broker.ping()
+    assert broker._probe._conn is not kept  # type: ignore[union-attr]
