@@ -27,6 +27,7 @@ from ingest.jobs import LANES
 
 PROCESS_CHUNK = "metrics_ingest.process_chunk"
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+PUBLISH_CONFIRM_TIMEOUT_S = 5
 
 
 def is_amqp(url: str) -> bool:
@@ -93,6 +94,12 @@ def make_celery(settings: Settings) -> Celery:
         **transport_settings(settings),
     )
     return app
+
+
+def publish_options(settings: Settings) -> dict:
+    """Per-message publish options: on RabbitMQ, how long a publish waits for the broker's confirm before it counts as
+    failed (a broker host that vanished would otherwise hold the caller until TCP gives up, many minutes later)."""
+    return {"confirm_timeout": PUBLISH_CONFIRM_TIMEOUT_S} if is_amqp(settings.effective_broker_url) else {}
 
 
 def prefetch_for(settings: Settings, lanes: Sequence[str]) -> int:

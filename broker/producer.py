@@ -11,7 +11,7 @@ import structlog
 from celery import Celery
 from kombu import Connection
 
-from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery
+from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery, publish_options
 from ingest.config import Settings
 from ingest.jobs import LANES
 
@@ -21,14 +21,20 @@ PROBE_TIMEOUT_S = 2  # a probe (readiness, the sweeper's queue lengths) never ha
 
 
 class CeleryBroker:
-    def __init__(self, app: Celery, url: str) -> None:
+    def __init__(self, app: Celery, url: str, options: dict | None = None) -> None:
         self.app = app
         self.url = url
+        self.options = options or {}
         self._probe: RedisProbe | AmqpProbe = AmqpProbe(url) if is_amqp(url) else RedisProbe(url)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CeleryBroker:
-        return cls(make_celery(settings), settings.effective_broker_url)
+        return cls.for_app(make_celery(settings), settings)
+
+    @classmethod
+    def for_app(cls, app: Celery, settings: Settings) -> CeleryBroker:
+        """The port on an existing Celery app (the worker's own)."""
+        return cls(app, settings.effective_broker_url, publish_options(settings))
 
     def send_chunks(self, job_id: str, lane: str, seqs: Sequence[int], request_id: str | None = None) -> bool:
         try:
@@ -43,6 +49,7 @@ class CeleryBroker:
                         producer=prod,
                         retry=True,
                         retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+                        **self.options,
                     )
         except Exception as err:  # broker down: the chunks stay queued in PostgreSQL; the sweeper sends them
             log.warning("enqueue.failed", job_id=job_id, lane=lane, chunks=len(seqs), error=str(err))

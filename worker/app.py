@@ -15,7 +15,7 @@ from ingest.db import dispose_engine
 log = structlog.get_logger(__name__)
 
 app = make_celery(get_settings())
-broker = CeleryBroker(app, get_settings().effective_broker_url)  # the sweeper re-sends lost chunk messages with it
+broker = CeleryBroker.for_app(app, get_settings())  # the sweeper re-sends lost chunk messages with it
 app.conf.update(
     include=["worker.tasks"],
     worker_max_tasks_per_child=10_000,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from broker.celery_app import make_celery, prefetch_for, retry_countdown
+from broker.celery_app import make_celery, prefetch_for, publish_options, retry_countdown
 from ingest.config import Settings
 from ingest.db import connect_args
 
@@ -76,3 +76,8 @@ def test_database_connections_notice_a_vanished_peer():
     assert options["client_connection_check_interval"] == "5000"
     assert options["idle_in_transaction_session_timeout"] == "300000"
     assert options["lock_timeout"] == "30000"
+
+
+def test_a_rabbitmq_publish_waits_for_its_confirm_a_bounded_time():
+    assert publish_options(Settings(broker_url=AMQP)) == {"confirm_timeout": 5}
+    assert publish_options(Settings(broker_url=REDIS)) == {}  # Redis: the client's socket time-out bounds it
