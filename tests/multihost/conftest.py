@@ -28,6 +28,7 @@ from tests.multihost.servers import PostgresHost, RedisHost
 from tests.support import rabbitmq
 from tests.support.polling import wait_until
 from tests.support.rabbitmq import RabbitServer
+from tests.support.servers import BROKERS
 from tests.support.stack import FAST_SETTINGS, stop_process
 from tests.support.tenant import Tenant, new_tenant
 
@@ -73,11 +74,11 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     base = tmp_path_factory.mktemp("multihost")
     net = Network()
     rabbit: RabbitServer | None = None
+    pg = PostgresHost(net, "db", base / "pg")
+    redis = RedisHost(net, "broker", base / "redis")
     try:
         net.create(HOSTS)
-        pg = PostgresHost(net, "db", base / "pg")
         pg.start()
-        redis = RedisHost(net, "broker", base / "redis")
         redis.start()
         if rabbitmq.missing_reason() is None:
             rabbit = RabbitServer(
@@ -88,11 +89,14 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         if rabbit is not None:
             rabbit.close()
-        net.close()
+        pg.stop()
+        redis.stop()
+        net.close()  # kills whatever is still inside a namespace, deletes them and the bridge
 
 
-@pytest.fixture(params=["redis", "rabbitmq"])
+@pytest.fixture(params=BROKERS)
 def broker_kind(request: pytest.FixtureRequest, lab: Lab) -> str:
+    """Scenarios that take it run on each broker (the lab's Redis, and its RabbitMQ when installed)."""
     if request.param == "rabbitmq" and lab.rabbit is None:
         pytest.skip(rabbitmq.missing_reason() or "RabbitMQ did not start")
     return request.param
