@@ -60,6 +60,7 @@ class Up:
         self.process = start_cli(
             "up",
             env=self.env,
+            own_settings=True,  # the embedded servers, whatever URLs an earlier test left in os.environ
             stdout=open(self.log, "ab"),  # noqa: SIM115 - owned by the child
             stderr=subprocess.STDOUT,
             start_new_session=True,
