@@ -2,12 +2,14 @@
 Celery message was lost (a broker restarted empty, an API process that died between commit and send, a publish the
 broker refused).
 
-A chunk is re-sent only when it has waited `requeue_after_s` since it was last sent, its lane's queue has no message
-ready (Redis: the list is empty; RabbitMQ: a passive declare's `message_count` is 0) and no worker holds it (row
-unlocked). Neither broker counts a message a worker has taken and not acknowledged, nor a retry waiting out its
-countdown (in a worker on Redis, in RabbitMQ's delay queues): such a message may still exist when the rule fires, so
-the rule does not promise that no copy exists, only that a lost message is always replaced. A copy is harmless: a
-chunk is claimed once, under a row lock and only while queued, and the other copy finds it done and is dropped."""
+A chunk is re-sent only when it has waited `requeue_after_s` since it was last sent (a retry waiting out its countdown
+pushes that time to when the retry is due), its lane's queue has no message ready (Redis: the list is empty; RabbitMQ:
+a passive declare's `message_count` is 0) and no worker holds it (row unlocked). Neither broker counts a message a
+worker has taken and not yet acknowledged (Redis keeps it in its unacked set, RabbitMQ as delivered to that
+consumer), so the rule does not promise that no copy exists, only that a lost message is always replaced: a worker
+that vanished with its message lets go of the row lock when PostgreSQL ends its session, and only then may the chunk
+be re-sent. A copy is harmless: a chunk is claimed once, under a row lock and only while queued, and the other copy
+finds it done and is dropped."""
 
 from __future__ import annotations
 

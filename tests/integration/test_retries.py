@@ -14,10 +14,10 @@ from tests.support.tenant import new_tenant
 
 @pytest.mark.slow
 def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(make_stack, broker_kind):
-    """On RabbitMQ the retries' countdowns wait in RabbitMQ's delayed-delivery queues (whole seconds). The sweeper is
-    held off (REQUEUE_AFTER_S): a message waiting out a countdown is not in the lane's queue, so the sweeper would send
-    a copy of the chunk, with a retry budget of its own, and the retries counted here would be those of two copies."""
-    stack = make_stack(broker_kind, DB_LOCK_TIMEOUT_MS=200, TASK_MAX_RETRIES=2, REQUEUE_AFTER_S=120)
+    """On RabbitMQ the retries' countdowns wait in RabbitMQ's delayed-delivery queues (whole seconds), out of the
+    lane's queue like a countdown held by a worker on Redis: on both, the postponed resend keeps the sweeper from
+    sending a copy with a retry budget of its own (the retries counted here would then be those of two copies)."""
+    stack = make_stack(broker_kind, DB_LOCK_TIMEOUT_MS=200, TASK_MAX_RETRIES=2)
     stack.start_worker(concurrency=1)
     release = threading.Event()
     locked = threading.Event()
