@@ -15,9 +15,11 @@ from tests.support.tenant import new_tenant
 @pytest.mark.slow
 def test_lock_timeouts_exhaust_retries_then_job_fails_with_payload_kept(make_stack, broker_kind):
     """On RabbitMQ the retries' countdowns wait in RabbitMQ's delayed-delivery queues (whole seconds), out of the
-    lane's queue like a countdown held by a worker on Redis: on both, the postponed resend keeps the sweeper from
-    sending a copy with a retry budget of its own (the retries counted here would then be those of two copies)."""
-    stack = make_stack(broker_kind, DB_LOCK_TIMEOUT_MS=200, TASK_MAX_RETRIES=2)
+    lane's queue like a countdown held by a worker on Redis. The sweeper is held off (REQUEUE_AFTER_S): on a busy
+    machine the first attempt can start more than the tests' 3 s after the job was accepted, with the message taken
+    and the row not yet locked, and a copy sent then has a retry budget of its own (the retries counted here would be
+    those of two copies; seen under load on both brokers)."""
+    stack = make_stack(broker_kind, DB_LOCK_TIMEOUT_MS=200, TASK_MAX_RETRIES=2, REQUEUE_AFTER_S=120)
     stack.start_worker(concurrency=1)
     release = threading.Event()
     locked = threading.Event()
