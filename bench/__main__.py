@@ -132,7 +132,7 @@ def main() -> None:
 
         if 5 in wanted:
             console.print("5. retention: bytes per item in the jobs tables after a backfill, then after its purge")
-            results["retention"] = retention.run(service, new_org(db, args.sessions, "rt"), names, items, work)
+            results["retention"] = retention.run(service, new_org(service, args.sessions, "rt"), names, items, work)
     finally:
         service.stop()
         servers.close()
