@@ -433,7 +433,9 @@ def main() -> None:
     except Exception as err:
         if type(err).__name__ != "NoArgsIsHelpError":
             fail(err)
-        err.show()  # type: ignore[attr-defined]  # `metrics-ingest token`: the group's help, as typer shows it
+        # `metrics-ingest token`: the group's help (typer's rich help is printed as the error is made)
+        if help_text := err.format_message():  # type: ignore[attr-defined]
+            print(help_text, file=sys.stderr)
         code = err.exit_code  # type: ignore[attr-defined]
     sys.exit(code if isinstance(code, int) else 0)
 
