@@ -101,7 +101,7 @@ def main() -> None:
     try:
         service.start_api()
         service.start_up_layout()
-        org = new_org(servers.database_url, 1, "slow")
+        org = new_org(service, 1, "slow")
         with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {org.token}"}, timeout=60) as c:
             latencies(c, org.sessions[0], 10)  # warm-up
             idle = latencies(c, org.sessions[0], args.calls)
