@@ -16,6 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
@@ -46,19 +47,19 @@ class Servers:
         if settings.database_url:
             admin = to_libpq_url(settings.database_url)
         else:
-            pg = EmbeddedPostgres(tmp / "pg", free_port())
+            pg = EmbeddedPostgres(tmp / "pg")
             pg.start()
             admin = pg.admin_url()
         if settings.broker_url:
             broker = settings.broker_url
         else:
-            redis = EmbeddedRedis(tmp / "redis", free_port())
+            redis = EmbeddedRedis(tmp / "redis")
             redis.start()
-            broker = f"redis://127.0.0.1:{redis.port}/0"
+            broker = redis.url
         name = f"mi_bench_{secrets.token_hex(4)}"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = admin.rsplit("/", 1)[0] + "/" + name
+        url = urlunsplit(urlsplit(admin)._replace(path="/" + name))
         migrate(url)
         return cls(url, broker, tmp, pg, redis, admin, name)
 
