@@ -58,13 +58,13 @@ def main() -> None:
             console.print(f"1. backfill vs raw PostgreSQL ceiling ({args.repeat} round(s), interleaved)")
             rounds = []
             for r in range(args.repeat):
-                raw_small = sections.raw_ceiling(db, new_org(db, args.sessions, f"r5x{r}"), names, batch=5_000)
-                org = new_org(db, args.sessions, f"bf{r}")
+                raw_small = sections.raw_ceiling(db, new_org(service, args.sessions, f"r5x{r}"), names, batch=5_000)
+                org = new_org(service, args.sessions, f"bf{r}")
                 csv_path = work / f"backfill{r}.csv"
                 sections.write_csv(csv_path, org, names)
                 backfill = sections.run_backfill(service, org, csv_path, items, work / f"backfill{r}-cli.log")
                 csv_path.unlink()
-                raw_big = sections.raw_ceiling(db, new_org(db, args.sessions, f"r50x{r}"), names, batch=50_000)
+                raw_big = sections.raw_ceiling(db, new_org(service, args.sessions, f"r50x{r}"), names, batch=50_000)
                 ceiling = max(raw_small["items_per_s"], raw_big["items_per_s"])
                 rounds.append(
                     {
@@ -91,13 +91,13 @@ def main() -> None:
 
         if 2 in wanted:
             console.print("2. interactive publish (roboto SDK) vs direct upsert + no-op Celery round trip")
-            org = new_org(db, args.sessions, "ia")
+            org = new_org(service, args.sessions, "ia")
             sections.sdk_publishes(service, org, 1, 5)  # warm-up: definitions, connections
             one = sections.sdk_publishes(service, org, 1, args.calls)
             eight = sections.sdk_publishes(service, org, 8, max(1, args.calls // 8))
             base_one = sections.baseline_publishes(service, org, 1, args.calls)
             base_eight = sections.baseline_publishes(service, org, 8, max(1, args.calls // 8))
-            bulk_org = new_org(db, args.sessions, "bg")
+            bulk_org = new_org(service, args.sessions, "bg")
             bulk_csv = work / "background.csv"
             sections.write_csv(bulk_csv, bulk_org, names)
             during = sections.publishes_during_backfill(service, org, bulk_org, bulk_csv, work / "background-cli.log")
@@ -121,7 +121,7 @@ def main() -> None:
                 for _ in range(n):
                     service.start_worker("bulk,interactive", 1)
                 service.wait_workers()
-                org = new_org(db, args.sessions, f"so{n}")
+                org = new_org(service, args.sessions, f"so{n}")
                 path = work / f"scale{n}.csv"
                 sections.write_csv(path, org, names)
                 scale[f"{n}_worker"] = sections.run_backfill(service, org, path, items, work / f"scale{n}-cli.log")
