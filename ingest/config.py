@@ -137,7 +137,7 @@ class Settings(BaseSettings):
 
 EMBEDDED_DATABASE = "metrics_ingest"
 EMBEDDED_PG_PORT = 5432  # names the socket file only: the embedded PostgreSQL listens on no TCP port
-SOCKET_PATH_MAX = 107  # bytes of a unix socket path (sun_path is 108 with its NUL)
+SOCKET_PATH_MAX = 103  # bytes of a unix socket path (sun_path: 108 with its NUL on Linux, 104 on macOS and BSD)
 SOCKET_DIR_RECORD = "socket-dir"  # in the data dir: the short folder the sockets went to when the data dir is too deep
 
 
