@@ -90,13 +90,11 @@ def checked(resp: httpx.Response) -> httpx.Response:
 class Service:
     def __init__(self, data_dir: Path):
         self.data_dir = data_dir
-        self.api_port, self.pg_port, self.redis_port = free_port(), free_port(), free_port()
+        self.api_port = free_port()
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
         self.env.update(
             METRICS_INGEST_DATA_DIR=str(data_dir),
             METRICS_INGEST_API_PORT=str(self.api_port),
-            METRICS_INGEST_EMBEDDED_PG_PORT=str(self.pg_port),
-            METRICS_INGEST_EMBEDDED_REDIS_PORT=str(self.redis_port),
             METRICS_INGEST_LOG_LEVEL="WARNING",
             METRICS_INGEST_LOG_FORMAT="json",
         )
@@ -283,7 +281,9 @@ def drain_and_count(service: Service, timeout_s: float = 180) -> dict:
     """Wait for every accepted job to reach a terminal state, then count jobs and items from PostgreSQL."""
     import psycopg
 
-    url = f"postgresql://postgres@127.0.0.1:{service.pg_port}/metrics_ingest"
+    from ingest.config import EmbeddedSockets
+
+    url = EmbeddedSockets.of(service.data_dir).database_url()
     query = (
         "SELECT count(*), COALESCE(sum(total), 0), COALESCE(sum(succeeded), 0), COALESCE(sum(failed), 0), "
         "count(*) FILTER (WHERE state NOT IN ('succeeded', 'completed_with_errors', 'failed')) FROM jobs"

@@ -20,6 +20,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
@@ -61,19 +62,19 @@ class Servers:
         if os.environ.get("METRICS_INGEST_DATABASE_URL"):
             admin = libpq_url(os.environ["METRICS_INGEST_DATABASE_URL"])
         else:
-            pg = EmbeddedPostgres(tmp / "pg", free_port())
+            pg = EmbeddedPostgres(tmp / "pg")
             pg.start()
             admin = pg.admin_url()
         if os.environ.get("METRICS_INGEST_BROKER_URL"):
             broker = os.environ["METRICS_INGEST_BROKER_URL"]
         else:
-            redis = EmbeddedRedis(tmp / "redis", free_port())
+            redis = EmbeddedRedis(tmp / "redis")
             redis.start()
-            broker = f"redis://127.0.0.1:{redis.port}/0"
+            broker = redis.url
         name = f"mi_bench_{secrets.token_hex(4)}"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        url = admin.rsplit("/", 1)[0] + "/" + name
+        url = urlunsplit(urlsplit(admin)._replace(path="/" + name))
         servers = cls(url, broker, tmp, pg, redis, admin, name)
         cli(servers.env(), "migrate")
         return servers

@@ -3,8 +3,9 @@ task a message invokes.
 
 Two transports, chosen by the scheme of `METRICS_INGEST_BROKER_URL`:
 
-- Redis (`redis://`, `rediss://`, `unix://`): one list per lane; a message taken by a worker waits in Redis's unacked
-  set and is delivered again after `METRICS_INGEST_BROKER_VISIBILITY_TIMEOUT_S` if that worker never acknowledged it.
+- Redis (`redis://`, `rediss://`, a unix socket `unix:///path?db=N` or `redis+socket:///path?virtual_host=N`): one
+  list per lane; a message taken by a worker waits in Redis's unacked set and is delivered again after
+  `METRICS_INGEST_BROKER_VISIBILITY_TIMEOUT_S` if that worker never acknowledged it.
 - RabbitMQ (`amqp://`, `amqps://`): one durable queue per lane, a quorum queue by default
   (`METRICS_INGEST_AMQP_QUEUE_TYPE`), bound to a topic exchange of the same name so that a retry's countdown waits in
   RabbitMQ (Celery's native delayed delivery) instead of in a worker's memory; publisher confirms on; a message held
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from urllib.parse import parse_qs
 
 from celery import Celery
 from kombu import Exchange, Queue
@@ -32,6 +34,27 @@ PUBLISH_CONFIRM_TIMEOUT_S = 5
 
 def is_amqp(url: str) -> bool:
     return url.startswith(AMQP_SCHEMES)
+
+
+def _socket_parts(url: str, scheme: str, db_key: str) -> tuple[str, str]:
+    path, _, query = url[len(scheme) :].partition("?")
+    return path, parse_qs(query).get(db_key, ["0"])[0]
+
+
+def kombu_url(url: str) -> str:
+    """The broker URL as Kombu spells a Redis unix socket (`redis+socket:///path?virtual_host=N`)."""
+    if url.startswith("unix://"):
+        path, db = _socket_parts(url, "unix://", "db")
+        return f"redis+socket://{path}?virtual_host={db}"
+    return url
+
+
+def redis_py_url(url: str) -> str:
+    """The broker URL as redis-py spells a Redis unix socket (`unix:///path?db=N`)."""
+    if url.startswith("redis+socket://"):
+        path, db = _socket_parts(url, "redis+socket://", "virtual_host")
+        return f"unix://{path}?db={db}"
+    return url
 
 
 def lane_queues(settings: Settings) -> list[Queue]:
@@ -73,7 +96,7 @@ def transport_settings(settings: Settings) -> dict:
 
 
 def make_celery(settings: Settings) -> Celery:
-    app = Celery("metrics_ingest", broker=settings.effective_broker_url)
+    app = Celery("metrics_ingest", broker=kombu_url(settings.effective_broker_url))
     app.conf.update(
         task_queues=lane_queues(settings),
         task_default_queue="interactive",

@@ -11,7 +11,7 @@ import structlog
 from celery import Celery
 from kombu import Connection
 
-from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery, publish_options
+from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery, publish_options, redis_py_url
 from ingest.config import Settings
 from ingest.jobs import LANES
 
@@ -72,7 +72,9 @@ class RedisProbe:
     message a worker holds waits in Redis's unacked set, not in the list)."""
 
     def __init__(self, url: str) -> None:
-        self._client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S)
+        self._client = redis.Redis.from_url(
+            redis_py_url(url), socket_timeout=PROBE_TIMEOUT_S, socket_connect_timeout=PROBE_TIMEOUT_S
+        )
 
     def lengths(self) -> dict[str, int]:
         return {lane: int(self._client.llen(lane)) for lane in LANES}

@@ -2,27 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingest.durations import HINT, parse_duration
 
-BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://", "pyamqp://")
+BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "redis+socket://", "amqp://", "amqps://", "pyamqp://")
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="METRICS_INGEST_", env_file=".env", extra="ignore")
 
-    # Servers. Unset = the embedded default (PostgreSQL and Redis started from PyPI wheels in data_dir).
+    # Servers. Unset = the embedded default (PostgreSQL and Redis started from PyPI wheels in data_dir, reached
+    # through unix sockets there: no TCP port, nothing to choose, one instance per data dir).
     database_url: str | None = None
     broker_url: str | None = None
     data_dir: Path = Path(".metrics-ingest")
-    embedded_pg_port: int = Field(54329, ge=1, le=65535)
-    embedded_redis_port: int = Field(63799, ge=1, le=65535)
 
     # HTTP API
     api_host: str = "127.0.0.1"
@@ -136,12 +137,16 @@ class Settings(BaseSettings):
         return not self.broker_url
 
     @property
+    def embedded(self) -> EmbeddedSockets:
+        return EmbeddedSockets.of(self.data_dir)
+
+    @property
     def effective_database_url(self) -> str:
-        return self.database_url or embedded_database_url(self.embedded_pg_port)
+        return self.database_url or self.embedded.database_url()
 
     @property
     def effective_broker_url(self) -> str:
-        return self.broker_url or embedded_broker_url(self.embedded_redis_port)
+        return self.broker_url or self.embedded.broker_url()
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -149,14 +154,52 @@ class Settings(BaseSettings):
 
 
 EMBEDDED_DATABASE = "metrics_ingest"
+EMBEDDED_PG_PORT = 5432  # names the socket file only: the embedded PostgreSQL listens on no TCP port
+SOCKET_PATH_MAX = 103  # bytes of a unix socket path (sun_path: 108 with its NUL on Linux, 104 on macOS and BSD)
+SOCKET_DIR_RECORD = "socket-dir"  # in the data dir: the short folder the sockets went to when the data dir is too deep
 
 
-def embedded_database_url(port: int) -> str:
-    return f"postgresql://postgres@127.0.0.1:{port}/{EMBEDDED_DATABASE}"
+@dataclass(frozen=True)
+class EmbeddedSockets:
+    """Where the embedded servers of a data dir listen: unix sockets under `root`, which is the data dir itself, or,
+    when a socket path there would pass the kernel's limit, a short private folder under /tmp that the server start
+    made and recorded in `<data dir>/socket-dir` (read here, so every command of the same data dir finds it)."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, data_dir: Path) -> EmbeddedSockets:
+        data_dir = data_dir.resolve()
+        if fits_socket_paths(data_dir):
+            return cls(data_dir)
+        try:
+            return cls(Path((data_dir / SOCKET_DIR_RECORD).read_text().strip()))
+        except OSError:  # never started: nothing listens anyway
+            return cls(data_dir)
+
+    @property
+    def pg_dir(self) -> Path:
+        return self.root / "postgres"
+
+    @property
+    def pg_socket(self) -> Path:
+        return self.pg_dir / f".s.PGSQL.{EMBEDDED_PG_PORT}"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.root / "redis" / "redis.sock"
+
+    def database_url(self, database: str = EMBEDDED_DATABASE) -> str:
+        return f"postgresql://postgres@/{database}?host={quote(str(self.pg_dir), safe='/')}&port={EMBEDDED_PG_PORT}"
+
+    def broker_url(self, db: int = 0) -> str:
+        return f"unix://{quote(str(self.redis_socket), safe='/')}?db={db}"
 
 
-def embedded_broker_url(port: int) -> str:
-    return f"redis://127.0.0.1:{port}/0"
+def fits_socket_paths(root: Path) -> bool:
+    """Whether both servers' sockets under `root` are short enough for the kernel."""
+    longest = EmbeddedSockets(root).pg_socket
+    return len(str(longest).encode()) <= SOCKET_PATH_MAX
 
 
 class ConfigError(Exception):

@@ -31,11 +31,15 @@ def _redact_processor(_logger: object, _name: str, event_dict: MutableMapping[st
     return event_dict
 
 
+def uses_json_lines(log_format: str) -> bool:
+    return log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
+
+
 def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     # Line-buffered stdout: Celery's pool children leave with os._exit, which would drop a block-buffered tail.
     with contextlib.suppress(AttributeError, ValueError):
         sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
-    json_lines = log_format == "json" or (log_format == "auto" and not sys.stdout.isatty())
+    json_lines = uses_json_lines(log_format)
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -63,11 +67,12 @@ def configure_logging(log_format: str = "auto", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # per-message Celery lines ("Task ... received/succeeded") would dominate at thousands of chunks; our own
-    # chunk.processed event carries the same facts with job ids
+    # chunk.processed event carries the same facts with job ids; Alembic says "setup plugin ..." for each of its
+    # plugins whenever it loads the migration scripts (at start, and on the first /readyz): `up.migrated` says it
     for noisy in (
         "uvicorn.access",
         "sqlalchemy",
-        "alembic.runtime.migration",
+        "alembic",
         "celery.worker.strategy",
         "celery.app.trace",
     ):

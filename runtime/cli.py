@@ -47,14 +47,14 @@ def _settings() -> Settings:
 def database() -> Iterator[None]:
     """Point the process at the configured database; with the embedded default, at the embedded server,
     starting it for the duration of the command when `up` is not running."""
-    from runtime.embedded import EmbeddedPostgres, port_open
+    from runtime.embedded import EmbeddedPostgres
 
     settings = _settings()
     if not settings.uses_embedded_database:
         yield
         return
-    pg = EmbeddedPostgres(settings.data_dir.resolve(), settings.embedded_pg_port)
-    if port_open(pg.port):
+    pg = EmbeddedPostgres(settings.data_dir.resolve())
+    if pg.running():  # the server of this data dir, through its own socket: never another instance's
         yield
         return
     pg.start()
@@ -72,14 +72,14 @@ def database() -> Iterator[None]:
 
 def require_servers(settings: Settings) -> None:
     """A part run on its own (`api`, `worker`) on the embedded default needs the servers of a running `up`."""
-    from runtime.embedded import port_open
+    from runtime.embedded import socket_accepts
 
-    if settings.uses_embedded_database and not port_open(settings.embedded_pg_port):
+    if settings.uses_embedded_database and not socket_accepts(settings.embedded.pg_socket):
         raise ConfigError(
             "METRICS_INGEST_DATABASE_URL is not set and the embedded PostgreSQL is not running "
             "(run `metrics-ingest up`, or set the URL)"
         )
-    if settings.uses_embedded_broker and not port_open(settings.embedded_redis_port):
+    if settings.uses_embedded_broker and not socket_accepts(settings.embedded.redis_socket):
         raise ConfigError(
             "METRICS_INGEST_BROKER_URL is not set and the embedded Redis is not running "
             "(run `metrics-ingest up`, or set the URL)"

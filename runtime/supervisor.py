@@ -77,10 +77,10 @@ class Supervisor:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         if s.uses_embedded_database:
-            self.pg = EmbeddedPostgres(s.data_dir.resolve(), s.embedded_pg_port)
+            self.pg = EmbeddedPostgres(s.data_dir.resolve())
             self._add("postgres", self.pg.start, lambda p: self.pg.stop())  # type: ignore[union-attr]
         if s.uses_embedded_broker:
-            self.redis = EmbeddedRedis(s.data_dir.resolve(), s.embedded_redis_port)
+            self.redis = EmbeddedRedis(s.data_dir.resolve())
             self._add("redis", self.redis.start, lambda p: self.redis.stop())  # type: ignore[union-attr]
         from ingest.db import migrate
 

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import socket
+import warnings
+from datetime import UTC, datetime
 
+import celery.apps.worker
 import structlog
+from celery.exceptions import SecurityWarning
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from broker import CeleryBroker
 from broker.celery_app import make_celery, prefetch_for
 from ingest.config import get_settings
 from ingest.db import dispose_engine
+from ingest.logs import uses_json_lines
 
 log = structlog.get_logger(__name__)
 
@@ -48,10 +56,36 @@ def _stop_sweeper(**_: object) -> None:
     stop_background()
 
 
+def _notice(msg: str, f: object = None) -> None:
+    """Celery's own notices ("worker: Warm shutdown (MainProcess)", ...) as one log line like every other. Celery says
+    them from signal handlers, so the line is written with os.write (no lock a handler could wait on)."""
+    text = msg.strip()
+    if uses_json_lines(get_settings().log_format):
+        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        text = json.dumps({"event": "worker.notice", "message": text, "level": "info", "timestamp": now})
+    with contextlib.suppress(OSError):
+        os.write(1, (text + "\n").encode())
+
+
+def _quiet_celery() -> None:
+    """No start banner, no multi-line warnings: as root Celery warns (several lines, on stderr) that workers should
+    not run as root; with JSON-only messages (no pickle) that is advice, said here once as a structured line."""
+    celery.apps.worker.safe_say = _notice
+    warnings.filterwarnings("ignore", category=SecurityWarning)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        log.warning(
+            "worker.running_as_root",
+            accept_content=list(app.conf.accept_content),
+            hint="run the service under an unprivileged account",
+        )
+
+
 def run_worker(lanes: list[str], concurrency: int, name: str | None) -> None:
     node = name or f"{'+'.join(lanes)}-%i@{socket.gethostname()}"
+    _quiet_celery()
     app.worker_main(
         [
+            "--quiet",  # no start banner: the node's "ready." line says it is up
             "worker",
             "--queues",
             ",".join(lanes),

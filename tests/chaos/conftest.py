@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from ingest.db import migrate
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from runtime.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.support.servers import Servers
 from tests.support.stack import Stack
 
 
 @pytest.fixture
 def own_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
-    pg = EmbeddedPostgres(tmp_path / "pg", free_port())
+    pg = EmbeddedPostgres(tmp_path / "pg")
     pg.data_dir.mkdir(parents=True)
     pg.start()
     migrate(pg.url)
@@ -27,7 +27,7 @@ def own_pg(tmp_path: Path) -> Iterator[EmbeddedPostgres]:
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    redis = EmbeddedRedis(tmp_path / "redis", free_port())
+    redis = EmbeddedRedis(tmp_path / "redis")
     redis.data_dir.mkdir(parents=True)
     redis.start()
     yield redis

@@ -16,6 +16,7 @@ import httpx
 import psutil
 import pytest
 
+from ingest.config import EmbeddedSockets
 from runtime.embedded import free_port
 from tests.chaos.checks import assert_all_stored, job_requests
 from tests.support.cli import start_cli
@@ -30,15 +31,12 @@ pytestmark = pytest.mark.slow
 class Up:
     def __init__(self, data_dir: Path, **env: str):
         self.data_dir = data_dir
-        self.pg_port, self.redis_port = free_port(), free_port()
         self.api_port = int(env.pop("METRICS_INGEST_API_PORT", 0)) or free_port()
         self.log = data_dir / "up.log"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
         self.env.update(FAST_SETTINGS)
         self.env.update(
             METRICS_INGEST_DATA_DIR=str(data_dir),
-            METRICS_INGEST_EMBEDDED_PG_PORT=str(self.pg_port),
-            METRICS_INGEST_EMBEDDED_REDIS_PORT=str(self.redis_port),
             METRICS_INGEST_API_PORT=str(self.api_port),
             METRICS_INGEST_INTERACTIVE_WORKER="false",
             METRICS_INGEST_WORKER_CONCURRENCY="1",
@@ -52,8 +50,12 @@ class Up:
         return f"http://127.0.0.1:{self.api_port}"
 
     @property
-    def database_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.pg_port}/metrics_ingest"
+    def database_url(self) -> str:  # the embedded server's own socket: nothing but the data dir is needed
+        return EmbeddedSockets.of(self.data_dir).database_url()
+
+    @property
+    def broker_url(self) -> str:
+        return EmbeddedSockets.of(self.data_dir).broker_url()
 
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

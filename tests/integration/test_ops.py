@@ -282,12 +282,13 @@ def test_readiness_names_a_stale_schema_and_a_dead_broker(servers, tmp_path):
     from ingest.config import to_libpq_url, to_sqlalchemy_url
     from ingest.db import alembic_config
     from runtime.embedded import free_port
+    from tests.support.servers import with_database
 
     name = f"mi_test_old_{secrets.token_hex(4)}"
     with psycopg.connect(servers.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     servers.databases.append(name)
-    url = to_libpq_url(servers.admin_url).rsplit("/", 1)[0] + "/" + name
+    url = with_database(to_libpq_url(servers.admin_url), name)
     command.upgrade(alembic_config(to_sqlalchemy_url(url)), "0001")
 
     stale = Stack(url, f"redis://127.0.0.1:{free_port()}/0", tmp_path)

@@ -18,9 +18,13 @@ def cli_env(env: dict[str, str] | None = None, *, own_settings: bool = False) ->
     return {**inherited, "COLUMNS": "250", **(env or {})}
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, own_settings: bool = False
+) -> subprocess.CompletedProcess:
     """Run one command to its end; stdout and stderr captured as text."""
-    return subprocess.run([*COMMAND, *args], env=cli_env(env), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [*COMMAND, *args], env=cli_env(env, own_settings=own_settings), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def start_cli(

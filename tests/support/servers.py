@@ -9,6 +9,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -24,7 +25,7 @@ RABBIT_VHOSTS = tuple(f"t{i:02d}" for i in range(1, 25))
 @dataclass
 class Servers:
     admin_url: str  # a libpq URL to a maintenance database of the server
-    broker_base: str  # redis://host:port (no db index)
+    broker_base: str  # redis://host:port or unix:///path/redis.sock (no db index)
     pg: EmbeddedPostgres | None = None
     redis: EmbeddedRedis | None = None
     tmp: Path | None = None  # where more embedded Redis servers go when one runs out of databases
@@ -41,7 +42,7 @@ class Servers:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.databases.append(name)
-        url = self.admin_url.rsplit("/", 1)[0] + "/" + name
+        url = with_database(self.admin_url, name)
         migrate(url)
         return url
 
@@ -56,14 +57,14 @@ class Servers:
                     f"the test run needs more than {capacity - 1} Redis databases on {self.broker_base}: "
                     "raise `databases` in its configuration, or unset METRICS_INGEST_BROKER_URL"
                 )
-            extra = EmbeddedRedis(self.tmp / f"redis{len(self.more_redis) + 2}", free_port())
+            extra = EmbeddedRedis(self.tmp / f"redis{len(self.more_redis) + 2}")
             extra.data_dir.mkdir(parents=True, exist_ok=True)
             extra.start()
             self.more_redis.append(extra)
-            self.broker_base = f"redis://127.0.0.1:{extra.port}"
+            self.broker_base = extra.sockets.broker_url().partition("?")[0]
             self.redis_dbs_used = 0
         self.redis_dbs_used += 1
-        return f"{self.broker_base}/{self.redis_dbs_used}"
+        return redis_db_url(self.broker_base, self.redis_dbs_used)
 
     def new_amqp_broker(self) -> str:
         """A RabbitMQ virtual host of its own (queues, exchanges, messages), on a server this test session started;
@@ -105,7 +106,7 @@ def start_servers(tmp: Path) -> Servers:
     if db_url:
         admin_url = to_libpq_url(db_url)
     else:
-        pg = EmbeddedPostgres(tmp, free_port())
+        pg = EmbeddedPostgres(tmp)
         pg.start()
         admin_url = pg.admin_url()
     if broker_url:
@@ -113,10 +114,20 @@ def start_servers(tmp: Path) -> Servers:
         if base.count("/") > 2:  # strip a db index
             base = base.rsplit("/", 1)[0]
     else:
-        redis = EmbeddedRedis(tmp, free_port())
+        redis = EmbeddedRedis(tmp)
         redis.start()
-        base = f"redis://127.0.0.1:{redis.port}"
+        base = redis.sockets.broker_url().partition("?")[0]
     return Servers(admin_url, base, pg, redis, tmp=tmp if redis else None, scratch=tmp)
+
+
+def with_database(url: str, name: str) -> str:
+    """The PostgreSQL URL `url` naming database `name` instead (a TCP or a unix socket URL alike)."""
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+def redis_db_url(base: str, db: int) -> str:
+    """Database `db` of the Redis server at `base` (redis://host:port or unix:///path)."""
+    return f"{base}?db={db}" if base.startswith("unix://") else f"{base}/{db}"
 
 
 def redis_databases(base_url: str) -> int:
