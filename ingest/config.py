@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_ndjson_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     body_read_timeout_s: float = Field(30.0, gt=0)  # an upload sending no data this long is cut off (400)
+    # ... and one slower than this on average, once its first `body_read_timeout_s` are over (a trickle)
+    body_min_rate_bytes_s: int = Field(1024, ge=1)
+    # A request's line and headers must arrive within this (408 and the connection closed): api_shim/server.py
+    header_read_timeout_s: float = Field(30.0, gt=0)
     max_entries_per_request: int = Field(25_000, ge=1)
     max_requests_per_job: int = Field(200_000, ge=1)
     max_items_per_job: int = Field(2_000_000, ge=1)
