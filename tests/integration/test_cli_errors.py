@@ -60,6 +60,7 @@ def test_usage_errors_are_one_line(stack):
     one_line_error(cli(stack, "session", "create", "ss_1", "--org", "o", "--start-ns", "x", "--end-ns", "1"), code=2)
     one_line_error(cli(stack, "jobs", "purge", "--older-than", "1w"), "--older-than", "7d", code=2)
     one_line_error(cli(stack, "nosuchcommand"), "nosuchcommand", code=2)
+    one_line_error(cli(stack, "backfill", "x.csv", "--format", "xml", ROBOTO_API_KEY="mi_x"), "--format", code=2)
 
 
 def test_an_unreachable_database_is_one_line(stack):

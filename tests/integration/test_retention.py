@@ -145,3 +145,28 @@ def test_the_workers_sweep_purges_expired_jobs(make_stack):
     assert tenant.sql("SELECT count(*) FROM job_chunks") == [(0,)]
     assert tenant.sql("SELECT count(*) FROM metric_values WHERE org_id = %s", tenant.org_id) == [(12,)]
     assert '"retention.purged"' in stack.logs()
+
+
+def test_purge_works_in_bounded_batches(stack, monkeypatch):
+    from ingest import retention
+
+    tenant = new_tenant(stack.database_url, stack.url)
+    for n in range(5):
+        tenant.sql(
+            "INSERT INTO jobs (job_id, org_id, lane, state, source, principal, total, chunks_total, finished) "
+            "VALUES (%s, %s, 'bulk', 'succeeded', 'jobs', 'p', 0, 3, now() - interval '2 days')",
+            f"jb_batch{n}_{tenant.org_id}",
+            tenant.org_id,
+        )
+        for seq in range(3):
+            tenant.sql(
+                "INSERT INTO job_chunks (job_id, seq, lane, state, first_request, request_count, item_count) "
+                "VALUES (%s, %s, 'bulk', 'done', 0, 0, 0)",
+                f"jb_batch{n}_{tenant.org_id}",
+                seq,
+            )
+    monkeypatch.setattr(retention, "BATCH_CHUNKS", 7)  # two jobs of three chunks per transaction
+    purged, more = retention.purge(86400, tenant.org_id, max_batches=1)
+    assert (purged.jobs, purged.chunks, more) == (2, 6, True)
+    purged, more = retention.purge(86400, tenant.org_id)
+    assert (purged.jobs, purged.chunks, more) == (3, 9, False)
