@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -130,6 +131,8 @@ def test_overload_is_shed_with_429_never_5xx(make_stack, tmp_path: Path):
             thread.join(120)
 
     report = out.stdout + out.stderr
+    seen = Counter((kind, status) for kind, status, _, _ in load.answers)
+    print("load answers:", dict(seen), "bulk jobs accepted:", len(load.accepted))
     assert out.returncode == 0, report[-6000:]
     kinds = {kind for kind, *_ in load.answers}
     assert kinds == {"publish", "bulk"}, "the load did not run"
