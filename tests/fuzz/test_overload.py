@@ -30,7 +30,7 @@ headers = {{ Authorization = "Bearer {token}", "X-Roboto-Org-Id" = "{org}" }}
 hooks = "tests.fuzz.schemathesis_hooks"
 
 [generation]
-max-examples = 4
+max-examples = 3
 
 [phases.coverage]
 enabled = false
