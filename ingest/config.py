@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.durations import HINT, parse_duration
+
 BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://", "pyamqp://")
 
 
@@ -63,6 +65,10 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(30.0, gt=0)  # a queued chunk not started this long after its enqueue is re-sent
     sweep_interval_s: float = Field(5.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
+    # Retention: a finished job (its row, chunks and outcomes) is deleted this long after it finished, by the sweep
+    # each worker runs every `purge_interval_s`. Written as a duration: 45s, 30m, 12h, 7d.
+    job_retention: int = 7 * 86400
+    purge_interval_s: float = Field(60.0, gt=0, le=60)
     worker_alive_s: float = Field(30.0, gt=0)  # readiness: a worker heartbeat must be newer than this
 
     # Roboto publish (synchronous): how long the API waits for the worker before answering 503
@@ -103,6 +109,14 @@ class Settings(BaseSettings):
         if not v.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return v
+
+    @field_validator("job_retention", mode="before")
+    @classmethod
+    def _job_retention(cls, v: object) -> int:
+        seconds = v if isinstance(v, int) and not isinstance(v, bool) else parse_duration(str(v))
+        if seconds <= 0:
+            raise ValueError(f"must be {HINT}, more than 0")
+        return seconds
 
     @field_validator("broker_url")
     @classmethod
