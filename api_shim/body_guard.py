@@ -54,10 +54,12 @@ class BodyGuard:
         loop = asyncio.get_running_loop()
         started: float | None = None
         received = 0
+        cut_off = False
 
         async def guarded_receive() -> Message:
-            nonlocal received, started
+            nonlocal received, started, cut_off
             if too_large is not None:
+                cut_off = True
                 raise too_large
             # No data for `timeout` seconds after the app asks is a stall. And the body as a whole may take `timeout`
             # seconds from the app's first read plus one per `min_rate` bytes received: a client that trickles a
@@ -73,6 +75,7 @@ class BodyGuard:
                     raise TimeoutError
                 message = await asyncio.wait_for(receive(), wait)
             except TimeoutError:
+                cut_off = True
                 if stall_at <= trickle_at:
                     raise BodyStalled(
                         f"Request body stalled: no data for {timeout:g} s (METRICS_INGEST_BODY_READ_TIMEOUT_S)"
@@ -84,7 +87,16 @@ class BodyGuard:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    cut_off = True
                     raise PayloadTooLarge(f"Request body is over the limit of {limit} bytes ({setting})")
             return message
 
-        await self.app(scope, guarded_receive, send)
+        async def closing_send(message: Message) -> None:
+            # A body refused part-way (too large, stalled, trickling) is not read to its end: the answer closes the
+            # connection, or the client's further bytes would keep it open as the rest of a finished request.
+            if message["type"] == "http.response.start" and cut_off:
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            await send(message)
+
+        await self.app(scope, guarded_receive, closing_send)

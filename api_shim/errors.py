@@ -100,11 +100,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     # Database errors, through SQLAlchemy or raw psycopg (the LISTEN connection): a value PostgreSQL cannot store (a
     # NUL in text, a number out of range) comes from the request (400); a transient failure (server away, connection
-    # dropped, no pooled connection free, lock time-out) is a 503 the SDK retries; anything else is our fault (500).
+    # dropped, lock time-out) is a 503 the SDK retries; no pooled connection free in time is a 429 (overload);
+    # anything else is our fault (500).
     async def _database(_: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, DataError):
             reason = (str(exc.orig) or "invalid value").split("\n")[0]
             return envelope_response(InvalidRequest(f"A value in the request cannot be stored: {reason}"))
+        if isinstance(exc, PoolTimeout):
+            # Every pooled connection is busy: overload, shed like the backlog's (429, the SDK retries), never a 5xx.
+            log.warning("database.pool_exhausted")
+            return envelope_response(
+                TooManyRequests(
+                    "The service is busy: no database connection was free in time; retry later", retry_after_s=1
+                )
+            )
         if is_transient(exc):
             orig = getattr(exc, "orig", None) or exc
             log.warning("database.unavailable", error_type=type(orig).__name__, error=(str(orig) or "").split("\n")[0])

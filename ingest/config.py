@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     api_port: int = Field(8000, ge=1, le=65535)
     api_workers: int = Field(1, ge=1, le=64)
     db_pool_size: int = Field(10, ge=1, le=200)
+    # A request waiting this long for a free pooled connection is shed with 429 (overload), not left to hang.
+    db_pool_timeout_s: float = Field(10.0, gt=0)
     # A statement waiting this long for a row/table lock fails (and is retried) instead of hanging a worker.
     db_lock_timeout_ms: int = Field(30_000, ge=0)
     # A peer that vanished (host down, network cut) is noticed by both ends of a database connection within about

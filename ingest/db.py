@@ -27,6 +27,7 @@ def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=pool_size or settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
         # No pre-ping round trip per checkout; `_drop_if_closed_by_server` looks at the socket instead (no I/O).
         pool_pre_ping=False,
         pool_recycle=1800,

@@ -82,7 +82,7 @@ class Trickler:
                     pass
                 except OSError:
                     c.closed_by_server = True
-                if not c.closed_by_server and not c.answer:
+                if not c.closed_by_server:  # on and on, also after an answer: only the server ends it
                     try:
                         c.sock.send(b"a")
                     except BlockingIOError:
