@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import sections
+from bench import retention, sections
 from bench.stack import Servers, Service, new_org
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -30,7 +30,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="values per backfill (names x sessions)")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=100, help="SDK publishes for 1 client (8 clients: calls/8 each)")
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3")
+    parser.add_argument(
+        "--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3 (5: retention, bytes per item)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="section 1 rounds (reports the median ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (service and CLI logs)")
     args = parser.parse_args()
@@ -127,6 +129,10 @@ def main() -> None:
                 scale[f"{n}_worker"] = sections.run_backfill(service, org, path, items, work / f"scale{n}-cli.log")
             scale["speedup"] = ratio(scale["2_worker"]["items_per_s"], scale["1_worker"]["items_per_s"])
             results["scale_out"] = scale
+
+        if 5 in wanted:
+            console.print("5. retention: bytes per item in the jobs tables after a backfill, then after its purge")
+            results["retention"] = retention.run(service, new_org(service, args.sessions, "rt"), names, items, work)
     finally:
         service.stop()
         servers.close()
@@ -195,6 +201,18 @@ def render(r: dict) -> Table:
             str(s["speedup"]),
             "",
         )
+    if "retention" in r:
+        t = r["retention"]
+        for key, label in (("after_backfill", "after the backfill"), ("after_purge", "after `jobs purge`")):
+            b = t[key]
+            table.add_row(
+                "5 retention",
+                f"jobs tables, bytes per item {label}",
+                f"{b['bytes_per_item']} ({b['bytes']:,} B)",
+                f"{b['bytes_per_item_after_vacuum']} after VACUUM ({b['bytes_after_vacuum']:,} B)",
+                "",
+                "bounded",
+            )
     return table
 
 
