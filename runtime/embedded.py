@@ -133,14 +133,21 @@ def prepare_data_dir(data_dir: Path) -> EmbeddedSockets:
             _private_file(record)
             log.info("embedded.socket_dir", data_dir=str(data_dir), socket_dir=str(sockets.root))
         _private_dir(sockets.root, pg)
-    if pg is not None:  # PostgreSQL's own folders must be reachable by its user
-        for parent in data_dir.parents:
-            mode = parent.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                parent.chmod(mode | stat.S_IXOTH)
+    grant_traverse(data_dir)
     _private_dir(sockets.pg_dir, pg, pg_owns=True)
     _private_dir(sockets.redis_socket.parent, None)
     return sockets
+
+
+def grant_traverse(data_dir: Path) -> None:
+    """As root: the folders above the data dir get the traverse bit (o+x, not read), so PostgreSQL's user reaches its
+    folders. Done again right before each PostgreSQL process starts: something else may have taken it back."""
+    if not _is_root():
+        return
+    for parent in data_dir.resolve().parents:
+        mode = parent.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            parent.chmod(mode | stat.S_IXOTH)
 
 
 def _is_own_private_dir(path: Path) -> bool:
@@ -218,6 +225,7 @@ class EmbeddedPostgres:
             _chown_tree(self.pgdata, pg)
         if not (self.pgdata / "PG_VERSION").exists():
             log.info("embedded.postgres.initdb", pgdata=str(self.pgdata))
+            grant_traverse(self.data_dir)
             subprocess.run(
                 [
                     str(_pg_bin() / "initdb"),
@@ -254,6 +262,7 @@ class EmbeddedPostgres:
             raise RuntimeError(f"the embedded PostgreSQL of {self.data_dir} is already running (another `up`?)")
         self.init()
         logfile = _log_file(self.data_dir / "postgres.log")
+        grant_traverse(self.data_dir)
         self.process = subprocess.Popen(
             [
                 str(_pg_bin() / "postgres"),

@@ -33,6 +33,7 @@ from runtime.embedded import (
     _pg_bin,
     _run_as,
     free_port,
+    grant_traverse,
     port_open,
     prepare_data_dir,
 )
@@ -169,6 +170,9 @@ def test_another_account_reaches_neither_server_nor_the_data_dir(pair, other_acc
         "stat": [str(data_dir.parent)],  # the folder above is reachable: the data dir itself is what refuses
     }
     python = _system_python(other_account)
+    # The folders above the data dir are open to traversal as `up` left them (o+x), so a refusal below is the data
+    # dir's own. (Again here: another pytest session on this host may have made /tmp/pytest-of-root 0700 meanwhile.)
+    grant_traverse(data_dir)
     done = subprocess.run(
         ["runuser", "-u", other_account, "--", python, "-c", PROBE, json.dumps(todo)],
         capture_output=True,
@@ -192,6 +196,7 @@ def make_old_data_dir(data_dir: Path, org: str) -> int:
     (data_dir / "redis").chmod(0o755)
     pgdata = data_dir / "postgres"
     account = _pg_account()
+    grant_traverse(data_dir)
     subprocess.run(
         [str(_pg_bin() / "initdb"), "-D", str(pgdata), "--auth=trust", "-U", "postgres", "--encoding=UTF8"],
         check=True,
@@ -199,16 +204,23 @@ def make_old_data_dir(data_dir: Path, org: str) -> int:
         **_run_as(account),
     )
     port = free_port()
+    grant_traverse(data_dir)
     server = subprocess.Popen(
         [str(_pg_bin() / "postgres"), "-D", str(pgdata), "-h", "127.0.0.1", "-p", str(port), "-k", str(pgdata)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
         **_run_as(account),
     )
     try:
         admin = f"postgresql://postgres@127.0.0.1:{port}/postgres"
-        wait_until(lambda: psycopg.connect(admin).close() or True, 60, "the old-style PostgreSQL")
+
+        def answers() -> bool:
+            assert server.poll() is None, server.communicate()[0]
+            psycopg.connect(admin).close()
+            return True
+
+        wait_until(answers, 120, "the old-style PostgreSQL")
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute('CREATE DATABASE "metrics_ingest"')
         url = f"postgresql://postgres@127.0.0.1:{port}/metrics_ingest"
