@@ -5,13 +5,25 @@ METRICS_INGEST_BROKER_URL, which the bench sets."""
 from __future__ import annotations
 
 import os
+from urllib.parse import parse_qs, urlsplit
 
 from celery import Celery
 
 QUEUE = "bench_noop"
 
 
+def celery_url(url: str) -> str:
+    """A Redis unix socket as Celery spells it, broker and result backend alike: redis+socket:///path?virtual_host=N
+    (the service's own `unix:///path?db=N` spelling is redis-py's)."""
+    if not url.startswith("unix://"):
+        return url
+    parts = urlsplit(url)
+    db = parse_qs(parts.query).get("db", ["0"])[0]
+    return f"redis+socket://{parts.path}?virtual_host={db}"
+
+
 def make_app(broker_url: str) -> Celery:
+    broker_url = celery_url(broker_url)
     app = Celery("bench_noop", broker=broker_url, backend=broker_url)
     app.conf.update(
         task_default_queue=QUEUE,
@@ -36,5 +48,5 @@ app = make_app(
 
 def client_app(broker_url: str) -> Celery:
     """The sending side, in the bench process: the same app pointed at the bench's Redis."""
-    app.conf.update(broker_url=broker_url, result_backend=broker_url)
+    app.conf.update(broker_url=celery_url(broker_url), result_backend=celery_url(broker_url))
     return app

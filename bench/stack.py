@@ -13,9 +13,11 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,10 +28,14 @@ import httpx
 import psutil
 import psycopg
 
-from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
-
 CLI = str(Path(sys.executable).with_name("metrics-ingest"))
 WORKER_CONCURRENCY = 2  # `up`'s default (METRICS_INGEST_WORKER_CONCURRENCY)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def libpq_url(url: str) -> str:
@@ -47,35 +53,36 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 @dataclass
 class Servers:
+    """PostgreSQL and Redis for one bench run: those named by METRICS_INGEST_DATABASE_URL / _BROKER_URL (in a
+    database the bench creates for itself), else the embedded ones, run by `metrics-ingest up --servers-only` in a
+    temp data dir (it migrates and prints the URLs)."""
+
     database_url: str
     broker_url: str
     tmp: Path
-    pg: EmbeddedPostgres | None = None
-    redis: EmbeddedRedis | None = None
+    embedded: subprocess.Popen | None = None
     admin_url: str = ""
     database: str = ""
 
     @classmethod
     def start(cls) -> Servers:
         tmp = Path(tempfile.mkdtemp(prefix="mi-bench-"))
-        pg = redis = None
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
+        database_url = broker_url = admin = name = ""
         if os.environ.get("METRICS_INGEST_DATABASE_URL"):
             admin = libpq_url(os.environ["METRICS_INGEST_DATABASE_URL"])
-        else:
-            pg = EmbeddedPostgres(tmp / "pg")
-            pg.start()
-            admin = pg.admin_url()
+            name = f"mi_bench_{secrets.token_hex(4)}"
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            database_url = env["METRICS_INGEST_DATABASE_URL"] = urlunsplit(urlsplit(admin)._replace(path="/" + name))
         if os.environ.get("METRICS_INGEST_BROKER_URL"):
-            broker = os.environ["METRICS_INGEST_BROKER_URL"]
-        else:
-            redis = EmbeddedRedis(tmp / "redis")
-            redis.start()
-            broker = redis.url
-        name = f"mi_bench_{secrets.token_hex(4)}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        url = urlunsplit(urlsplit(admin)._replace(path="/" + name))
-        servers = cls(url, broker, tmp, pg, redis, admin, name)
+            broker_url = env["METRICS_INGEST_BROKER_URL"] = os.environ["METRICS_INGEST_BROKER_URL"]
+        embedded = None
+        if not (database_url and broker_url):
+            env.update(METRICS_INGEST_DATA_DIR=str(tmp / "data"), METRICS_INGEST_LOG_FORMAT="json")
+            embedded, urls = start_embedded(env, tmp / "servers.log")
+            database_url, broker_url = database_url or urls["database"], broker_url or urls["broker"]
+        servers = cls(database_url, broker_url, tmp, embedded, admin, name)
         cli(servers.env(), "migrate")
         return servers
 
@@ -91,13 +98,42 @@ class Servers:
         return env
 
     def close(self) -> None:
-        with contextlib.suppress(psycopg.Error), psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
-        if self.redis:
-            self.redis.stop()
-        if self.pg:
-            self.pg.stop()
+        if self.database:
+            with contextlib.suppress(psycopg.Error), psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        if self.embedded:
+            stop_process(self.embedded, timeout=60)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def drain(stream, log: Path) -> None:
+    """Keep reading a child's stdout into its log file, so that the child never blocks on a full pipe."""
+    with open(log, "a") as out:
+        for line in stream:
+            out.write(line)
+
+
+def start_embedded(env: dict[str, str], log: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """`metrics-ingest up --servers-only`: until it printed `database: URL` and `broker: URL`."""
+    with open(log, "ab") as err:
+        proc = subprocess.Popen(
+            [CLI, "up", "--servers-only"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            start_new_session=True,
+        )
+    urls: dict[str, str] = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:  # its log lines, then those two
+        key, _, value = line.strip().partition(": ")
+        if key in ("database", "broker"):
+            urls[key] = value
+        if len(urls) == 2:
+            threading.Thread(target=drain, args=(proc.stdout, log), daemon=True).start()
+            return proc, urls
+    raise RuntimeError(f"metrics-ingest up --servers-only exited with {proc.wait()}; see {log}")
 
 
 @dataclass

@@ -88,11 +88,18 @@ def require_servers(settings: Settings) -> None:
 
 # -- service -------------------------------------------------------------------------------------------------
 @app.command()
-def up() -> None:
+def up(
+    servers_only: bool = typer.Option(
+        False,
+        "--servers-only",
+        help="Only the embedded PostgreSQL and Redis (migrated), and print their URLs: run the API and the workers "
+        "yourself (`metrics-ingest api`, `metrics-ingest worker`), e.g. under a debugger.",
+    ),
+) -> None:
     """Run the whole service: embedded PostgreSQL + Redis (unless URLs are set), migrations, API and workers."""
     from runtime.supervisor import Supervisor
 
-    raise typer.Exit(Supervisor(_settings()).run())
+    raise typer.Exit(Supervisor(_settings(), servers_only=servers_only).run())
 
 
 @app.command()

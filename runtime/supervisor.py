@@ -48,8 +48,11 @@ def console_url(host: str, port: int) -> str:
 
 
 class Supervisor:
-    def __init__(self, settings: Settings, *, max_restarts: int = 5, restart_window_s: float = 60.0):
+    def __init__(
+        self, settings: Settings, *, servers_only: bool = False, max_restarts: int = 5, restart_window_s: float = 60.0
+    ):
         self.settings = settings
+        self.servers_only = servers_only
         self.max_restarts = max_restarts
         self.restart_window_s = restart_window_s
         self.children: list[Child] = []
@@ -86,6 +89,11 @@ class Supervisor:
 
         migrate(s.effective_database_url)
         log.info("up.migrated")
+        if self.servers_only:
+            # Plain lines on stdout, whatever the log format: what a person or a script connects to.
+            print(f"database: {s.effective_database_url}", flush=True)
+            print(f"broker: {s.effective_broker_url}", flush=True)
+            return
         self._add("worker", self._cli("worker", "--lanes", "bulk,interactive"))
         if s.interactive_worker:
             self._add("worker-interactive", self._cli("worker", "--lanes", "interactive", "--concurrency", "1"))
