@@ -172,6 +172,17 @@ def _prepare_pg_binaries() -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+def _prepare_for_unprivileged_user(pgdata: Path) -> dict:
+    """As root, for a PostgreSQL of one's own (tests/multihost): create the server's OS user, let it run the binaries
+    and traverse the folders above `pgdata`, hand it `pgdata`; the Popen arguments that run a process as that user."""
+    account = _pg_account()
+    assert account is not None, "only as root"
+    _prepare_pg_binaries()
+    grant_traverse(pgdata)
+    _chown_tree(pgdata, account)
+    return _run_as(account)
+
+
 def _chown_tree(root: Path, account: pwd.struct_passwd) -> None:
     for folder, dirs, files in os.walk(root):
         os.chown(folder, account.pw_uid, account.pw_gid)

@@ -93,6 +93,14 @@ def test_two_instances_side_by_side_each_command_on_its_own(pair):
     status = cli(a, "status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     assert json.loads(status.stdout)["ready"] is True
+    for args in (
+        ("migrate",),
+        ("token", "create", "--org", org, "--principal", "a@example.com"),
+        ("jobs", "purge", "--older-than", "7d"),
+    ):
+        done = cli(a, *args)
+        assert done.returncode == 0, done.stderr
+    assert cli(b, "token", "create", "--org", org, "--principal", "b@example.com").returncode != 0  # no such org in b
 
 
 # -- other OS accounts ---------------------------------------------------------------------------------------------
