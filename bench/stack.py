@@ -80,6 +80,7 @@ class Service:
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     others: list[subprocess.Popen] = field(default_factory=list)
+    up: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -90,10 +91,12 @@ class Service:
         env.update(
             METRICS_INGEST_DATABASE_URL=self.servers.database_url,
             METRICS_INGEST_BROKER_URL=self.servers.broker_url,
-            METRICS_INGEST_API_PORT=str(self.api_port),
             METRICS_INGEST_LOG_FORMAT="json",
+            METRICS_INGEST_DATA_DIR=str(self.log_dir / "data"),  # `up` keeps nothing there: the servers are external
             PYTHONUNBUFFERED="1",  # pool children leave with os._exit: buffered log lines would be lost
         )
+        if self.api_port:
+            env["METRICS_INGEST_API_PORT"] = str(self.api_port)
         return env
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
@@ -103,14 +106,32 @@ class Service:
     def start_api(self) -> None:
         self.api_port = self.api_port or free_port()
         self.api = self._spawn("api", [sys.executable, "-m", "runtime.cli", "api"])
+        self._wait_api(self.api)
+
+    def _wait_api(self, proc: subprocess.Popen) -> None:
         deadline = time.monotonic() + 90
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            if self.api.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API did not start; see " + str(self.log_dir / "api.log"))
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start; see the logs in " + str(self.log_dir))
             time.sleep(0.2)
+
+    def start_up(self) -> None:
+        """`metrics-ingest up` on the bench's servers (their URLs are set, so it starts no embedded ones): the
+        supervisor, the API and the workers of the default layout, as one process tree (`self.up`)."""
+        self.api_port = self.api_port or free_port()
+        self.up = self._spawn("up", [sys.executable, "-m", "runtime.cli", "up"])
+        self._wait_api(self.up)
+        self.wait_workers(expected=2 if get_settings().interactive_worker else 1)
+
+    def stop_up(self) -> None:
+        if self.up:
+            stop_process(self.up, timeout=40)
+            self.up = None
+        with psycopg.connect(self.servers.database_url, autocommit=True) as conn:
+            conn.execute("DELETE FROM worker_heartbeats")
 
     def start_worker(self, lanes: str = "bulk,interactive", concurrency: int = 2) -> None:
         name = f"worker{len(self.workers)}"
@@ -123,20 +144,22 @@ class Service:
         self.start_worker("interactive", 1)
         self.wait_workers()
 
-    def wait_workers(self, timeout: float = 90) -> None:
-        """Until every worker process wrote a heartbeat (the sweeper runs once the worker is ready)."""
+    def wait_workers(self, timeout: float = 90, expected: int | None = None) -> None:
+        """Until every worker process (or `expected` ones) wrote a heartbeat (the sweeper runs once the worker is
+        ready)."""
+        expected = len(self.workers) if expected is None else expected
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with psycopg.connect(self.servers.database_url) as conn:
                 n = conn.execute(
                     "SELECT count(*) FROM worker_heartbeats WHERE last_seen > now() - interval '10 s' AND NOT stopped"
                 ).fetchone()[0]
-            if n >= len(self.workers):
+            if n >= expected:
                 return
             time.sleep(0.3)
 
-    def start_noop_worker(self) -> None:
-        argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench_noop", "-c", "1"]
+    def start_noop_worker(self, pool: str = "prefork") -> None:
+        argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench_noop", "-c", "1", "-P", pool]
         self.others.append(self._spawn("noop", [*argv, "--without-gossip", "--without-mingle", "-l", "WARNING"]))
 
     def stop_workers(self) -> None:
@@ -147,6 +170,8 @@ class Service:
             conn.execute("DELETE FROM worker_heartbeats")
 
     def stop(self) -> None:
+        if self.up:
+            stop_process(self.up, timeout=40)
         self.stop_workers()
         for proc in self.others:
             stop_process(proc)
