@@ -566,7 +566,9 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--big-calls", type=int, default=10, help="1,000-entry publishes")
     parser.add_argument("--scale-items", type=int, default=200_000, help="items of the scale-out job")
     parser.add_argument("--skip-mlflow", action="store_true", help="no MLflow side (targets 2 and 3 unmeasured)")
-    parser.add_argument("--hold", type=float, default=0, help="seconds of 8-client load kept up after the run")
+    parser.add_argument(
+        "--profile", type=float, default=0, help="only profile: SECONDS of py-spy (--gil) under the 8-client load"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (service and MLflow logs)")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="mi-bench-interactive-"))
@@ -576,12 +578,15 @@ def main(argv: list[str]) -> None:
     service = Service(servers, work)
     mlflow = MlflowServer(servers, work)
     try:
-        if not args.skip_mlflow:
+        if not (args.skip_mlflow or args.profile):
             print("starting mlflow server", flush=True)
             mlflow.start()
         service.start_noop_worker(pool="solo")
         service.start_up()
         db = servers.database_url
+        if args.profile:
+            profile(service, args.profile, work)
+            return
         sessions = 20 + args.calls * 2 + 10 + 8 * (args.calls_8 + 1) + 2 * (args.big_calls + 1) + 100
         org = new_org(db, sessions, "ia")
         fresh = FreshSessions(org)
@@ -593,8 +598,6 @@ def main(argv: list[str]) -> None:
             results["mlflow_eight_clients"] = mlflow_clients(mlflow, 8, args.calls_8, "eight")
         print("4. 1,000-entry publishes", flush=True)
         results["after_commit"] = after_commit(service, org, fresh, args.big_calls, 1000)
-        if args.hold:
-            hold_load(service, args.hold)
         print("5. scale-out", flush=True)
         service.stop_up()
         service.start_api()
@@ -618,23 +621,71 @@ def main(argv: list[str]) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def hold_load(service: Service, seconds: float) -> None:
-    """Eight SDK clients publishing for `seconds` more (to profile the service under load: see bench/README.md)."""
-    org = new_org(service.servers.database_url, 8 * int(seconds * 40) + 10, "hold")
+def profile(service: Service, seconds: float, work: Path) -> None:
+    """py-spy (`record --gil -f raw`) on the API process and on the worker pool children for `seconds` while eight
+    SDK clients publish; prints the top of each profile (inclusive and self share of the samples)."""
+    assert service.up is not None
+    targets = {}
+    for pid in tree_pids(service.up.pid):
+        name = describe(pid)
+        if name == "api" or name.startswith("worker"):
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(pid).ppid()
+                role = "pool child" if describe(parent).startswith("worker") else "main"
+                targets[f"{name}-{role.replace(' ', '-')}-{pid}"] = pid
+    org = new_org(service.servers.database_url, 8 * int((seconds + 10) * 60) + 20, "prof")
     fresh = FreshSessions(org)
-    stop = time.monotonic() + seconds
-    print(f"holding 8-client load for {seconds:.0f} s (API pid tree under {service.up.pid if service.up else '?'})")
+    stop = threading.Event()
 
     def one_client(c: int) -> list[float]:
         client = sections.sdk_client(service, org)
-        out = []
-        for k in itertools.count():
-            if time.monotonic() > stop:
-                return out
-            try:
-                out.append(publish(client, fresh.next(), METRICS_PER_CALL, k))
-            except StopIteration:
-                return out
-        return out
+        return [
+            publish(client, fresh.next(), METRICS_PER_CALL, k)
+            for k in itertools.takewhile(lambda _: not stop.is_set(), itertools.count())
+        ]
 
-    print(sections.run_clients(one_client, 8))
+    load = threading.Thread(target=lambda: print(sections.run_clients(one_client, 8)), daemon=True)
+    load.start()
+    time.sleep(3)
+    spies = {
+        key: subprocess.Popen(
+            [str(Path(sys.executable).parent / "py-spy"), "record", "--gil", "-r", "50", "-d", str(int(seconds)),
+             "-p", str(pid), "-f", "raw", "-o", str(work / f"profile-{key}.txt")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        for key, pid in targets.items()
+    }  # fmt: skip
+    for spy in spies.values():
+        spy.wait()
+    stop.set()
+    load.join()
+    for key in spies:
+        print(f"== {key}")
+        print(profile_top(work / f"profile-{key}.txt"))
+
+
+def profile_top(path: Path, n: int = 25) -> str:
+    """The functions of a py-spy raw profile (collapsed stacks) by inclusive share, with their self share."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    if not path.exists():
+        return "(no profile)"
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")" if " (" in f
+                  else f for f in stack.split(";")]  # fmt: skip
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + k
+        own[frames[-1]] = own.get(frames[-1], 0) + k
+    rows = sorted(inclusive.items(), key=lambda x: -x[1])[:n]
+    lines = [f"{total} samples (GIL held)"] + [
+        f"{100 * v / total:5.1f}% incl {100 * own.get(f, 0) / total:5.1f}% self  {f}" for f, v in rows
+    ]
+    top_self = sorted(own.items(), key=lambda x: -x[1])[:12]
+    lines += ["-- by self"] + [f"{100 * v / total:5.1f}% self  {f}" for f, v in top_self]
+    return "\n".join(lines)
