@@ -271,8 +271,8 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
     )
 
 
-# One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, and the
-# notification (delivered at commit) that wakes API processes waiting for the job
+# One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, the work counters,
+# and the notification (delivered at commit) that wakes API processes waiting for the job
 # ("<job_id> <state>[ <outcomes JSON>]").
 _RECORD = (
     "WITH chunk AS (UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
@@ -287,7 +287,9 @@ _RECORD = (
     "  finished = CASE WHEN chunks_done + 1 >= chunks_total THEN now() END "
     "  WHERE job_id = :j AND EXISTS (SELECT 1 FROM chunk) "
     "  RETURNING job_id, state, finished, lane, total, succeeded, failed, chunks_total, "
-    "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s) "
+    "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s), "
+    # the work counters (ingest.counters) in the same statement
+    f"counted AS ({counters.chunk_counts_cte('job')}) "
     "SELECT job.*, CASE WHEN job.finished IS NOT NULL THEN pg_notify(:ch, job.job_id || ' ' || job.state "
     # a one-chunk job's outcomes ride along when small, so a waiting publish needs no read to know them
     "  || CASE WHEN job.chunks_total = 1 AND octet_length(CAST(:ot AS text)) < 7000 THEN ' ' || CAST(:ot AS text) "
@@ -322,18 +324,10 @@ def record_chunk(
             "ec": error[0] if error else None,
             "em": error[1] if error else None,
             "ch": NOTIFY_CHANNEL,
+            "shard": counters.random_shard(),
         },
     ).first()
     assert job is not None
-    done = job.finished is not None
-    counters.count_chunk(
-        conn,
-        lane=job.lane,
-        succeeded=succeeded,
-        failed=failed,
-        finished_state=job.state if done else None,
-        duration_s=float(job.duration_s or 0) if done else None,
-    )
     return dict(job._mapping)
 
 
