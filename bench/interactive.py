@@ -165,7 +165,7 @@ class MlflowServer:
         ]  # fmt: skip
         log = open(self.log_dir / "mlflow.log", "ab")  # noqa: SIM115 - owned by the child
         self.proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 180  # the first start migrates its schema
+        deadline = time.monotonic() + 600  # the first start migrates its schema; a busy machine imports slowly
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/health", timeout=1).status_code == 200:
