@@ -105,12 +105,39 @@ def infer_device(request: PublishRequest, session: Session, devices: set[str]) -
     return session.device_ids[0] if session.device_ids else None
 
 
+class DefinitionIds:
+    """(org, name) -> metric_id of the definitions this process has seen, so that a chunk whose names are all known
+    reads nothing. A definition's name never changes; one deleted meanwhile makes the upsert fail on its foreign key,
+    and the task forgets every id (`forget`) before it retries."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def known(self, org_id: str, names: list[str]) -> dict[str, str]:
+        return {n: i for n in names if (i := self._ids.get((org_id, n))) is not None}
+
+    def remember(self, org_id: str, ids: dict[str, str]) -> None:
+        if len(self._ids) + len(ids) > self.limit:
+            self._ids.clear()
+        self._ids.update({(org_id, n): i for n, i in ids.items()})
+
+    def forget(self) -> None:
+        self._ids.clear()
+
+
+definition_ids = DefinitionIds()
+
+
 def define_metrics(conn: Connection, ctx: JobContext, names: list[str]) -> dict[str, str]:
     """name -> metric_id, creating missing definitions. Race-free: concurrent creators of one name meet at the
     unique constraint, and everyone reads the winner's id."""
     if not names:
         return {}
-    found = _definition_ids(conn, ctx.org_id, names)
+    found = definition_ids.known(ctx.org_id, names)
+    if len(found) == len(names):
+        return found
+    found.update(_definition_ids(conn, ctx.org_id, [n for n in names if n not in found]))
     missing = sorted(set(names) - found.keys())
     if missing:
         conn.execute(
@@ -122,6 +149,7 @@ def define_metrics(conn: Connection, ctx: JobContext, names: list[str]) -> dict[
             {"o": ctx.org_id, "p": ctx.principal, "ids": [ids.metric_id() for _ in missing], "names": missing},
         )
         found.update(_definition_ids(conn, ctx.org_id, missing))
+    definition_ids.remember(ctx.org_id, found)
     return found
 
 
