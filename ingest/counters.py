@@ -12,8 +12,9 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from ingest.db import statement
 
 SHARDS = 8
 JOBS = "jobs"
@@ -68,7 +69,7 @@ def count_chunk(
         values.append(f"(:s{i}, :lane, :l{i}, :shard, :v{i})")
         params.update({f"s{i}": series, f"l{i}": label, f"v{i}": float(value)})
     conn.execute(
-        text(
+        statement(
             "INSERT INTO telemetry_counters (series, lane, label, shard, value) VALUES "
             + ", ".join(values)
             + " ON CONFLICT (series, lane, label, shard) DO UPDATE SET value = telemetry_counters.value + "
@@ -127,6 +128,6 @@ class Totals:
 
 def read_totals(conn: Connection) -> Totals:
     rows = conn.execute(
-        text("SELECT series, lane, label, sum(value) AS v FROM telemetry_counters GROUP BY series, lane, label")
+        statement("SELECT series, lane, label, sum(value) AS v FROM telemetry_counters GROUP BY series, lane, label")
     )
     return Totals({(r.series, r.lane, r.label): float(r.v) for r in rows})
