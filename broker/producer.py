@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 import structlog
@@ -77,8 +77,7 @@ class CeleryBroker:
 
 class KeptProducer:
     """One kombu producer on one connection, kept for the life of the process and used under a lock (a send takes a
-    fraction of a millisecond). Its Redis channel keeps one client object on the channel's connection pool instead of
-    building one per message. After any error the producer is dropped and the next send builds a new one."""
+    fraction of a millisecond). After any error the producer is dropped and the next send builds a new one."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app
@@ -88,9 +87,7 @@ class KeptProducer:
     def run(self, send: Callable[[Producer], None]) -> None:
         with self._lock:
             if self._producer is None:
-                producer = self.app.amqp.Producer(self.app.connection_for_write())
-                keep_redis_client(producer.channel)
-                self._producer = producer
+                self._producer = self.app.amqp.Producer(self.app.connection_for_write())
             try:
                 send(self._producer)
             except Exception:
@@ -102,21 +99,6 @@ class KeptProducer:
         if producer is not None:
             with contextlib.suppress(Exception):
                 producer.connection.collect()
-
-
-def keep_redis_client(channel: object) -> None:
-    """Make a kombu Redis channel reuse one client object for its publishes (kombu 5 builds a new `redis.Redis` on
-    the channel's pool for each `_put`); the pool underneath, and so the sockets, are the channel's own either way."""
-    create = getattr(channel, "_create_client", None)
-    if create is None:
-        return
-    kept = create()
-
-    @contextlib.contextmanager
-    def conn_or_acquire(client: object = None) -> Iterator[object]:
-        yield client or kept
-
-    channel.conn_or_acquire = conn_or_acquire  # type: ignore[attr-defined]
 
 
 class RedisProbe:
