@@ -6,6 +6,7 @@ import argparse
 
 import uvicorn
 
+from api_shim.server import HeadTimeoutProtocol
 from ingest.config import get_settings
 from ingest.logs import configure_logging
 
@@ -25,6 +26,7 @@ def main() -> None:
         port=args.port,
         workers=args.workers,
         log_config=None,
+        http=HeadTimeoutProtocol,  # uvicorn's httptools protocol with a deadline on request heads
         access_log=False,
         timeout_keep_alive=5,
     )

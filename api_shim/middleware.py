@@ -14,6 +14,7 @@ import time
 import uuid
 
 import structlog
+from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ingest import telemetry
@@ -36,7 +37,12 @@ def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
 
 
 def route_template(scope: Scope) -> str:
-    route = scope.get("route")
+    route = scope.get("route")  # set by FastAPI's own routes
+    if route is None and scope.get("endpoint") is not None:
+        # plain Starlette routes (FastAPI's /docs, /redoc, /openapi.json) name only their endpoint
+        app = scope.get("app")
+        routes = getattr(getattr(app, "router", None), "routes", None) or []
+        route = next((r for r in routes if isinstance(r, Route) and r.endpoint is scope["endpoint"]), None)
     path = getattr(route, "path", None)
     return path if isinstance(path, str) else telemetry.UNMATCHED_ROUTE
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import sections
+from bench import retention, sections
 from bench.stack import Servers, Service, new_org
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -37,7 +37,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000, help="values per backfill (names x sessions)")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=100, help="SDK publishes for 1 client (8 clients: calls/8 each)")
-    parser.add_argument("--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3")
+    parser.add_argument(
+        "--sections", default="1,2,3,4", help="which sections to run, e.g. 1,3 (5: retention, bytes per item)"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="section 1 rounds (reports the median ratio)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (service and CLI logs)")
     args = parser.parse_args()
@@ -65,13 +67,13 @@ def main() -> None:
             console.print(f"1. backfill vs raw PostgreSQL ceiling ({args.repeat} round(s), interleaved)")
             rounds = []
             for r in range(args.repeat):
-                raw_small = sections.raw_ceiling(db, new_org(db, args.sessions, f"r5x{r}"), names, batch=5_000)
-                org = new_org(db, args.sessions, f"bf{r}")
+                raw_small = sections.raw_ceiling(db, new_org(service, args.sessions, f"r5x{r}"), names, batch=5_000)
+                org = new_org(service, args.sessions, f"bf{r}")
                 csv_path = work / f"backfill{r}.csv"
                 sections.write_csv(csv_path, org, names)
                 backfill = sections.run_backfill(service, org, csv_path, items, work / f"backfill{r}-cli.log")
                 csv_path.unlink()
-                raw_big = sections.raw_ceiling(db, new_org(db, args.sessions, f"r50x{r}"), names, batch=50_000)
+                raw_big = sections.raw_ceiling(db, new_org(service, args.sessions, f"r50x{r}"), names, batch=50_000)
                 ceiling = max(raw_small["items_per_s"], raw_big["items_per_s"])
                 rounds.append(
                     {
@@ -98,13 +100,13 @@ def main() -> None:
 
         if 2 in wanted:
             console.print("2. interactive publish (roboto SDK) vs direct upsert + no-op Celery round trip")
-            org = new_org(db, args.sessions, "ia")
+            org = new_org(service, args.sessions, "ia")
             sections.sdk_publishes(service, org, 1, 5)  # warm-up: definitions, connections
             one = sections.sdk_publishes(service, org, 1, args.calls)
             eight = sections.sdk_publishes(service, org, 8, max(1, args.calls // 8))
             base_one = sections.baseline_publishes(service, org, 1, args.calls)
             base_eight = sections.baseline_publishes(service, org, 8, max(1, args.calls // 8))
-            bulk_org = new_org(db, args.sessions, "bg")
+            bulk_org = new_org(service, args.sessions, "bg")
             bulk_csv = work / "background.csv"
             sections.write_csv(bulk_csv, bulk_org, names)
             during = sections.publishes_during_backfill(service, org, bulk_org, bulk_csv, work / "background-cli.log")
@@ -128,12 +130,16 @@ def main() -> None:
                 for _ in range(n):
                     service.start_worker("bulk,interactive", 1)
                 service.wait_workers()
-                org = new_org(db, args.sessions, f"so{n}")
+                org = new_org(service, args.sessions, f"so{n}")
                 path = work / f"scale{n}.csv"
                 sections.write_csv(path, org, names)
                 scale[f"{n}_worker"] = sections.run_backfill(service, org, path, items, work / f"scale{n}-cli.log")
             scale["speedup"] = ratio(scale["2_worker"]["items_per_s"], scale["1_worker"]["items_per_s"])
             results["scale_out"] = scale
+
+        if 5 in wanted:
+            console.print("5. retention: bytes per item in the jobs tables after a backfill, then after its purge")
+            results["retention"] = retention.run(service, new_org(service, args.sessions, "rt"), names, items, work)
     finally:
         service.stop()
         servers.close()
@@ -202,6 +208,18 @@ def render(r: dict) -> Table:
             str(s["speedup"]),
             "",
         )
+    if "retention" in r:
+        t = r["retention"]
+        for key, label in (("after_backfill", "after the backfill"), ("after_purge", "after `jobs purge`")):
+            b = t[key]
+            table.add_row(
+                "5 retention",
+                f"jobs tables, bytes per item {label}",
+                f"{b['bytes_per_item']} ({b['bytes']:,} B)",
+                f"{b['bytes_per_item_after_vacuum']} after VACUUM ({b['bytes_after_vacuum']:,} B)",
+                "",
+                "bounded",
+            )
     return table
 
 

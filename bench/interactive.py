@@ -41,8 +41,6 @@ import psycopg
 
 from bench import sections
 from bench.stack import Org, Servers, Service, new_org, stop_process
-from ingest.config import get_settings
-from ingest.jobs import NOTIFY_CHANNEL
 from runtime.embedded import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +50,8 @@ MLFLOW_VENV = ROOT / ".bench-venvs" / f"mlflow-{MLFLOW_VERSION}"
 # PostgreSQL drivers: SQLAlchemy 2.1 (MLflow's) picks psycopg 3 for `postgresql://`; psycopg2 for older setups.
 MLFLOW_PACKAGES = (f"mlflow=={MLFLOW_VERSION}", "psycopg[binary]", "psycopg2-binary")
 METRICS_PER_CALL = 20
+NOTIFY_CHANNEL = "metrics_ingest_jobs"  # where a worker's commit of a job's last chunk notifies (ingest/jobs.py)
+CHUNK_ITEMS = int(os.environ.get("METRICS_INGEST_CHUNK_ITEMS", "5000"))  # the service's chunk size (its default)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 GOALS = {
@@ -112,7 +112,7 @@ def describe(pid: int) -> str:
         cmd = psutil.Process(pid).cmdline()
         text = " ".join(cmd)
         for key, label in (
-            ("runtime.cli up", "supervisor"),
+            ("metrics-ingest up", "supervisor"),
             ("api_shim", "api"),
             ("--lanes interactive --", "worker-interactive"),
             ("-m worker", "worker"),
@@ -333,9 +333,6 @@ class DirectUpsert:
     connection, with definitions made beforehand (not timed)."""
 
     def __init__(self, database_url: str, org: Org) -> None:
-        from ingest import ids
-        from ingest.publish import UPSERT_TAIL
-
         self.conn = psycopg.connect(database_url)
         self.org = org
         names = [f"bench.f{j:02d}" for j in range(METRICS_PER_CALL)]
@@ -343,7 +340,7 @@ class DirectUpsert:
             self.conn.execute(
                 "INSERT INTO metric_definitions (metric_id, org_id, name, created_by, modified_by) "
                 "VALUES (%s, %s, %s, 'bench', 'bench') ON CONFLICT DO NOTHING",
-                (ids.metric_id(), org.org_id, n),
+                (sections.metric_id(), org.org_id, n),
             )
         self.metric_ids = [
             r[0]
@@ -362,7 +359,7 @@ class DirectUpsert:
         self.sql = (
             sections.INSERT + "SELECT m, s, %(o)s, v, NULL, NULL, a, b, 'bench', now() FROM unnest(%(m)s::text[], "
             "%(s)s::text[], %(v)s::float8[], %(a)s::int8[], %(b)s::int8[]) AS t(m, s, v, a, b) ORDER BY m, s "
-            + UPSERT_TAIL
+            + sections.UPSERT_TAIL
         )
 
     def once(self, session: str, k: int) -> float:
@@ -460,7 +457,7 @@ def scale_out(service: Service, org: Org, items: int, names: int) -> dict:
     """One bulk job of `items` values, queued while no worker runs, then processed by 1 (and later 2) worker
     processes of concurrency 1: items/s from the job's `started` (its first chunk claimed) to `finished` (its last
     chunk claimed), counting only the chunks finished by then (all but one per worker)."""
-    chunk = get_settings().chunk_items
+    chunk = CHUNK_ITEMS
     sessions = max(1, items // names)
     result: dict = {}
     headers = {"Authorization": f"Bearer {org.token}", "Content-Type": "application/x-ndjson"}
@@ -553,7 +550,7 @@ def report(r: dict) -> list[str]:
             scale["ratio"],
             "scale_out",
         ),
-        f"   {scale['1_worker']['items']:,} items per job, chunks of {get_settings().chunk_items:,}",
+        f"   {scale['1_worker']['items']:,} items per job, chunks of {CHUNK_ITEMS:,}",
     ]
     return lines
 
@@ -583,12 +580,11 @@ def main(argv: list[str]) -> None:
             mlflow.start()
         service.start_noop_worker(pool="solo")
         service.start_up()
-        db = servers.database_url
         if args.profile:
             profile(service, args.profile, work)
             return
         sessions = 20 + args.calls * 2 + 10 + 8 * (args.calls_8 + 1) + 2 * (args.big_calls + 1) + 100
-        org = new_org(db, sessions, "ia")
+        org = new_org(service, sessions, "ia")
         fresh = FreshSessions(org)
         print("1. one client vs floor", flush=True)
         results["one_client"] = one_client_vs_floor(service, org, fresh, args.calls)
@@ -601,7 +597,7 @@ def main(argv: list[str]) -> None:
         print("5. scale-out", flush=True)
         service.stop_up()
         service.start_api()
-        scale_org = new_org(db, 2 * max(1, args.scale_items // 200), "so")
+        scale_org = new_org(service, 2 * max(1, args.scale_items // 200), "so")
         results["scale_out"] = scale_out(service, scale_org, args.scale_items, 200)
     finally:
         service.stop()
@@ -633,7 +629,7 @@ def profile(service: Service, seconds: float, work: Path) -> None:
                 parent = psutil.Process(pid).ppid()
                 role = "pool child" if describe(parent).startswith("worker") else "main"
                 targets[f"{name}-{role.replace(' ', '-')}-{pid}"] = pid
-    org = new_org(service.servers.database_url, 8 * int((seconds + 10) * 60) + 20, "prof")
+    org = new_org(service, 8 * int((seconds + 10) * 60) + 20, "prof")
     fresh = FreshSessions(org)
     stop = threading.Event()
 

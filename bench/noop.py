@@ -1,11 +1,12 @@
 """A no-op Celery task with a result backend: the baseline's queue round trip (send, run, answer) on the same
-Redis as the service. Run by the bench as `celery -A bench.noop worker`; the broker comes from Settings."""
+Redis as the service. Run by the bench as `celery -A bench.noop worker`; the broker comes from
+METRICS_INGEST_BROKER_URL, which the bench sets."""
 
 from __future__ import annotations
 
-from celery import Celery
+import os
 
-from ingest.config import get_settings
+from celery import Celery
 
 QUEUE = "bench_noop"
 
@@ -28,7 +29,9 @@ def make_app(broker_url: str) -> Celery:
     return app
 
 
-app = make_app(get_settings().broker_url or "redis://127.0.0.1:6379/0")  # the worker side (celery -A bench.noop)
+app = make_app(
+    os.environ.get("METRICS_INGEST_BROKER_URL", "redis://127.0.0.1:6379/0")
+)  # the worker side (celery -A bench.noop)
 
 
 def client_app(broker_url: str) -> Celery:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import secrets
 import statistics
 import subprocess
 import sys
@@ -15,13 +16,23 @@ from pathlib import Path
 import psycopg
 
 from bench.stack import Org, Service, tree_rss
-from ingest import ids
-from ingest.publish import ROW_COLUMNS, UPSERT_TAIL
 
+# The raw baselines' own SQL: a plain upsert of the same rows into the same table, nothing of ours in the way.
 INSERT = (
     "INSERT INTO metric_values (metric_id, session_id, org_id, value, device_id, invocation_id, session_start_ns, "
     "session_end_ns, published_by, published) "
 )
+UPSERT_TAIL = (
+    "ON CONFLICT (metric_id, session_id) DO UPDATE SET value = EXCLUDED.value, device_id = EXCLUDED.device_id, "
+    "invocation_id = EXCLUDED.invocation_id, session_start_ns = EXCLUDED.session_start_ns, "
+    "session_end_ns = EXCLUDED.session_end_ns, published_by = EXCLUDED.published_by, published = EXCLUDED.published "
+    "WHERE metric_values.published <= EXCLUDED.published"  # last writer wins, as the service's own upsert
+)
+ROW_COLUMNS = "metric_id, session_id, value, device_id, session_start_ns, session_end_ns"
+
+
+def metric_id() -> str:
+    return "mt_bench" + secrets.token_hex(8)
 
 
 def names_for(items: int, sessions: int) -> list[str]:
@@ -113,7 +124,7 @@ def run_backfill(service: Service, org: Org, path: Path, items: int, log: Path) 
 def raw_ceiling(database_url: str, org: Org, names: list[str], batch: int) -> dict:
     """The same rows upserted straight through psycopg: COPY into a temp staging table + one INSERT ... ON
     CONFLICT per batch, a commit per batch. Definitions are created beforehand (not timed)."""
-    metric_ids = {n: ids.metric_id() for n in names}
+    metric_ids = {n: metric_id() for n in names}
     with psycopg.connect(database_url) as conn:
         with conn.cursor().copy(
             "COPY metric_definitions (metric_id, org_id, name, created_by, modified_by) FROM STDIN"
@@ -212,7 +223,7 @@ def baseline_publishes(service: Service, org: Org, clients: int, calls_per_clien
 
     noop = client_app(service.servers.broker_url).signature("bench.noop")
     names = [f"bench.b{j:02d}" for j in range(20)]
-    metric_ids = {n: ids.metric_id() for n in names}
+    metric_ids = {n: metric_id() for n in names}
     with psycopg.connect(service.servers.database_url) as conn:
         for n, m in metric_ids.items():
             conn.execute(

@@ -1,7 +1,10 @@
 """The service under test, started by the bench: PostgreSQL and Redis (embedded in a temp folder, or the servers
 named by METRICS_INGEST_DATABASE_URL / _BROKER_URL, where the bench creates a database of its own), the API and
 the workers as real processes, laid out like `metrics-ingest up` (a bulk+interactive worker and an
-interactive-only worker)."""
+interactive-only worker).
+
+The bench drives the service as a user does: the `metrics-ingest` CLI (migrate, org, token, api, worker), the HTTP
+API and the SDK. It reads PostgreSQL only for its raw baselines and to check what was stored."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,11 +25,23 @@ import httpx
 import psutil
 import psycopg
 
-from ingest.auth import hash_token
-from ingest.config import get_settings, to_libpq_url
-from ingest.db import migrate
-from ingest.ids import token_id, token_secret
 from runtime.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+
+CLI = str(Path(sys.executable).with_name("metrics-ingest"))
+WORKER_CONCURRENCY = 2  # `up`'s default (METRICS_INGEST_WORKER_CONCURRENCY)
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy URL (postgresql+psycopg://) as psycopg takes it."""
+    return url.replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def cli(env: dict[str, str], *args: str) -> str:
+    """Run `metrics-ingest ARGS` with `env`; its stdout, stripped. Fails with its stderr."""
+    done = subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"metrics-ingest {' '.join(args)} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout.strip()
 
 
 @dataclass
@@ -40,17 +56,16 @@ class Servers:
 
     @classmethod
     def start(cls) -> Servers:
-        settings = get_settings()
         tmp = Path(tempfile.mkdtemp(prefix="mi-bench-"))
         pg = redis = None
-        if settings.database_url:
-            admin = to_libpq_url(settings.database_url)
+        if os.environ.get("METRICS_INGEST_DATABASE_URL"):
+            admin = libpq_url(os.environ["METRICS_INGEST_DATABASE_URL"])
         else:
             pg = EmbeddedPostgres(tmp / "pg", free_port())
             pg.start()
             admin = pg.admin_url()
-        if settings.broker_url:
-            broker = settings.broker_url
+        if os.environ.get("METRICS_INGEST_BROKER_URL"):
+            broker = os.environ["METRICS_INGEST_BROKER_URL"]
         else:
             redis = EmbeddedRedis(tmp / "redis", free_port())
             redis.start()
@@ -59,8 +74,21 @@ class Servers:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         url = admin.rsplit("/", 1)[0] + "/" + name
-        migrate(url)
-        return cls(url, broker, tmp, pg, redis, admin, name)
+        servers = cls(url, broker, tmp, pg, redis, admin, name)
+        cli(servers.env(), "migrate")
+        return servers
+
+    def env(self) -> dict[str, str]:
+        """The environment of every process of the service and of the CLI: these servers, JSON logs."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
+        env.update(
+            METRICS_INGEST_DATABASE_URL=self.database_url,
+            METRICS_INGEST_BROKER_URL=self.broker_url,
+            METRICS_INGEST_LOG_FORMAT="json",
+            METRICS_INGEST_DATA_DIR=str(self.tmp / "data"),  # `up` keeps nothing there: the servers are external
+            PYTHONUNBUFFERED="1",  # pool children leave with os._exit: buffered log lines would be lost
+        )
+        return env
 
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error), psycopg.connect(self.admin_url, autocommit=True) as conn:
@@ -87,17 +115,7 @@ class Service:
         return f"http://127.0.0.1:{self.api_port}"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
-        env.update(
-            METRICS_INGEST_DATABASE_URL=self.servers.database_url,
-            METRICS_INGEST_BROKER_URL=self.servers.broker_url,
-            METRICS_INGEST_LOG_FORMAT="json",
-            METRICS_INGEST_DATA_DIR=str(self.log_dir / "data"),  # `up` keeps nothing there: the servers are external
-            PYTHONUNBUFFERED="1",  # pool children leave with os._exit: buffered log lines would be lost
-        )
-        if self.api_port:
-            env["METRICS_INGEST_API_PORT"] = str(self.api_port)
-        return env
+        return self.servers.env() | {"METRICS_INGEST_API_PORT": str(self.api_port)}
 
     def _spawn(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
@@ -105,7 +123,7 @@ class Service:
 
     def start_api(self) -> None:
         self.api_port = self.api_port or free_port()
-        self.api = self._spawn("api", [sys.executable, "-m", "runtime.cli", "api"])
+        self.api = self._spawn("api", [CLI, "api"])
         self._wait_api(self.api)
 
     def _wait_api(self, proc: subprocess.Popen) -> None:
@@ -118,45 +136,49 @@ class Service:
                 raise RuntimeError("the API did not start; see the logs in " + str(self.log_dir))
             time.sleep(0.2)
 
-    def start_up(self) -> None:
+    def start_up(self, workers: int = 2) -> None:
         """`metrics-ingest up` on the bench's servers (their URLs are set, so it starts no embedded ones): the
-        supervisor, the API and the workers of the default layout, as one process tree (`self.up`)."""
+        supervisor, the API and the `workers` worker processes of the default layout, as one process tree (`self.up`).
+        Returns once `GET /ops/status` lists that many live workers."""
         self.api_port = self.api_port or free_port()
-        self.up = self._spawn("up", [sys.executable, "-m", "runtime.cli", "up"])
+        self.up = self._spawn("up", [CLI, "up"])
         self._wait_api(self.up)
-        self.wait_workers(expected=2 if get_settings().interactive_worker else 1)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                listed = httpx.get(self.url + "/ops/status", timeout=10).json().get("workers", [])
+                if sum(1 for w in listed if w["alive"]) >= workers:
+                    return
+            time.sleep(0.3)
+        raise RuntimeError("the workers of `up` did not report ready; see " + str(self.log_dir))
 
     def stop_up(self) -> None:
         if self.up:
             stop_process(self.up, timeout=40)
             self.up = None
-        with psycopg.connect(self.servers.database_url, autocommit=True) as conn:
-            conn.execute("DELETE FROM worker_heartbeats")
 
     def start_worker(self, lanes: str = "bulk,interactive", concurrency: int = 2) -> None:
         name = f"worker{len(self.workers)}"
-        argv = [sys.executable, "-m", "runtime.cli", "worker", "--lanes", lanes, "--concurrency", str(concurrency)]
+        argv = [CLI, "worker", "--lanes", lanes, "--concurrency", str(concurrency)]
         self.workers.append(self._spawn(name, [*argv, "--name", f"{name}-{os.getpid()}@bench"]))
 
     def start_up_layout(self) -> None:
         """The worker layout of `metrics-ingest up` with default settings."""
-        self.start_worker("bulk,interactive", get_settings().worker_concurrency)
+        self.start_worker("bulk,interactive", WORKER_CONCURRENCY)
         self.start_worker("interactive", 1)
         self.wait_workers()
 
-    def wait_workers(self, timeout: float = 90, expected: int | None = None) -> None:
-        """Until every worker process (or `expected` ones) wrote a heartbeat (the sweeper runs once the worker is
-        ready)."""
-        expected = len(self.workers) if expected is None else expected
+    def wait_workers(self, timeout: float = 90) -> None:
+        """Until every worker process of ours is listed alive by `GET /ops/status` (it heartbeats once ready)."""
+        ours = {p.pid for p in self.workers}
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            with psycopg.connect(self.servers.database_url) as conn:
-                n = conn.execute(
-                    "SELECT count(*) FROM worker_heartbeats WHERE last_seen > now() - interval '10 s' AND NOT stopped"
-                ).fetchone()[0]
-            if n >= expected:
-                return
+            with contextlib.suppress(httpx.HTTPError):
+                workers = httpx.get(self.url + "/ops/status", timeout=10).json().get("workers", [])
+                if ours <= {w["pid"] for w in workers if w["alive"]}:
+                    return
             time.sleep(0.3)
+        raise RuntimeError("the workers did not report ready; see " + str(self.log_dir))
 
     def start_noop_worker(self, pool: str = "prefork") -> None:
         argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench_noop", "-c", "1", "-P", pool]
@@ -166,12 +188,9 @@ class Service:
         for proc in self.workers:
             stop_process(proc)
         self.workers = []
-        with psycopg.connect(self.servers.database_url, autocommit=True) as conn:
-            conn.execute("DELETE FROM worker_heartbeats")
 
     def stop(self) -> None:
-        if self.up:
-            stop_process(self.up, timeout=40)
+        self.stop_up()
         self.stop_workers()
         for proc in self.others:
             stop_process(proc)
@@ -215,19 +234,21 @@ class Org:
     sessions: list[str]
 
 
-def new_org(database_url: str, sessions: int, prefix: str) -> Org:
-    """An org with a token and `sessions` sessions, created straight in the database."""
-    org_id = f"og_{prefix}_{secrets.token_hex(4)}"
-    secret = token_secret()
+def new_org(service: Service, sessions: int, prefix: str) -> Org:
+    """An org (`metrics-ingest org create`), a token (`token create`) and `sessions` sessions (`POST /v1/sessions`)."""
+    env = service.env()
+    org_id = cli(env, "org", "create", f"og_{prefix}_{secrets.token_hex(4)}")
+    token = cli(env, "token", "create", "--org", org_id, "--principal", "bench@example.com")
     ids = [f"ss_{prefix}_{i:07d}" for i in range(sessions)]
-    with psycopg.connect(database_url) as conn:
-        conn.execute("INSERT INTO orgs (org_id) VALUES (%s)", (org_id,))
-        conn.execute(
-            "INSERT INTO api_tokens (token_id, token_hash, principal, org_ids) VALUES (%s, %s, %s, %s)",
-            (token_id(), hash_token(secret), "bench@example.com", [org_id]),
-        )
-        with conn.cursor().copy("COPY sessions (org_id, session_id, start_ns, end_ns) FROM STDIN") as copy:
-            for i, s in enumerate(ids):
-                start = 1_600_000_000_000_000_000 + i * 3_600_000_000_000
-                copy.write_row((org_id, s, start, start + 3_000_000_000_000))
-    return Org(org_id, secret, ids)
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def create(i: int) -> None:
+        start = 1_600_000_000_000_000_000 + i * 3_600_000_000_000
+        body = {"session_id": ids[i], "start_time_ns": start, "end_time_ns": start + 3_000_000_000_000}
+        response = http.post(service.url + "/v1/sessions", json=body, headers=headers, timeout=60)
+        if response.status_code != 201:
+            raise RuntimeError(f"session create: {response.status_code} {response.text}")
+
+    with httpx.Client() as http, ThreadPoolExecutor(8) as pool:
+        list(pool.map(create, range(sessions)))
+    return Org(org_id, token, ids)

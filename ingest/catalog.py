@@ -25,7 +25,13 @@ def list_orgs(conn: Connection) -> list[dict]:
     return [dict(r._mapping) for r in conn.execute(text("SELECT org_id, created FROM orgs ORDER BY org_id"))]
 
 
+def require_org(conn: Connection, org_id: str) -> None:
+    if conn.execute(text("SELECT 1 FROM orgs WHERE org_id = :o"), {"o": org_id}).first() is None:
+        raise NotFound(f"Organization '{org_id}' not found")
+
+
 def create_device(conn: Connection, org_id: str, device_id: str) -> dict:
+    require_org(conn, org_id)
     return one_row(
         conn,
         "INSERT INTO devices (org_id, device_id) VALUES (:o, :d) ON CONFLICT DO NOTHING "
@@ -77,6 +83,7 @@ def create_session(
     conn: Connection, org_id: str, session_id: str, start_ns: int, end_ns: int, device_ids: list[str]
 ) -> dict:
     _check_window(start_ns, end_ns)
+    require_org(conn, org_id)
     res = conn.execute(
         text(
             "INSERT INTO sessions (org_id, session_id, start_ns, end_ns) VALUES (:o, :s, :a, :b) ON CONFLICT DO NOTHING"

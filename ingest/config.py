@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingest.durations import HINT, parse_duration
+
 BROKER_SCHEMES = ("redis://", "rediss://", "unix://", "amqp://", "amqps://", "pyamqp://")
 
 
@@ -61,6 +63,10 @@ class Settings(BaseSettings):
     requeue_after_s: float = Field(30.0, gt=0)  # a queued chunk not started this long after its enqueue is re-sent
     sweep_interval_s: float = Field(5.0, gt=0)
     heartbeat_interval_s: float = Field(5.0, gt=0)
+    # Retention: a finished job (its row, chunks and outcomes) is deleted this long after it finished, by the sweep
+    # each worker runs every `purge_interval_s`. Written as a duration: 45s, 30m, 12h, 7d.
+    job_retention: int = 7 * 86400
+    purge_interval_s: float = Field(60.0, gt=0, le=60)
     worker_alive_s: float = Field(30.0, gt=0)  # readiness: a worker heartbeat must be newer than this
 
     # Roboto publish (synchronous): how long the API waits for the worker before answering 503
@@ -71,6 +77,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     max_ndjson_bytes: int = Field(1024 * 1024 * 1024, ge=1024)
     body_read_timeout_s: float = Field(30.0, gt=0)  # an upload sending no data this long is cut off (400)
+    # ... and one slower than this on average, once its first `body_read_timeout_s` are over (a trickle)
+    body_min_rate_bytes_s: int = Field(1024, ge=1)
+    # A request's line and headers must arrive within this (408 and the connection closed): api_shim/server.py
+    header_read_timeout_s: float = Field(30.0, gt=0)
     max_entries_per_request: int = Field(25_000, ge=1)
     max_requests_per_job: int = Field(200_000, ge=1)
     max_items_per_job: int = Field(2_000_000, ge=1)
@@ -97,6 +107,14 @@ class Settings(BaseSettings):
         if not v.startswith(("postgresql://", "postgresql+psycopg://", "postgres://")):
             raise ValueError("must be a postgresql:// URL")
         return v
+
+    @field_validator("job_retention", mode="before")
+    @classmethod
+    def _job_retention(cls, v: object) -> int:
+        seconds = v if isinstance(v, int) and not isinstance(v, bool) else parse_duration(str(v))
+        if seconds <= 0:
+            raise ValueError(f"must be {HINT}, more than 0")
+        return seconds
 
     @field_validator("broker_url")
     @classmethod

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import os
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import Engine, TextClause, create_engine, text
+from sqlalchemy import Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ingest.config import Settings, get_settings
@@ -23,16 +24,41 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(settings: Settings, *, pool_size: int | None = None) -> Engine:
-    return create_engine(
+    engine = create_engine(
         settings.sqlalchemy_url,
         pool_size=pool_size or settings.db_pool_size,
         max_overflow=pool_size or settings.db_pool_size,
-        # No pre-ping round trip per checkout: a connection broken by a database restart raises on use, SQLAlchemy
-        # then discards the whole pool, the API answers 503 and workers retry with backoff.
+        # No pre-ping round trip per checkout; `_drop_if_closed_by_server` looks at the socket instead (no I/O).
         pool_pre_ping=False,
         pool_recycle=1800,
         connect_args=connect_args(settings),
     )
+    event.listen(engine, "checkout", _drop_if_closed_by_server)
+    return engine
+
+
+def _drop_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """A pooled connection the server closed meanwhile (PostgreSQL restarted, killed, or a backend terminated) is
+    replaced before anyone uses it, so a database restart never reaches a client as an error.
+
+    An idle connection in the pool has nothing to read: a readable socket means the server sent end-of-file or a
+    FATAL message before closing. That is one non-blocking poll of the socket per checkout, not a round trip
+    (`pool_pre_ping` would cost one `SELECT 1` per request on the publish path). SQLAlchemy answers
+    DisconnectionError by discarding the connection and checking out another (a new one when the pool is stale).
+    A peer that vanished without closing (a cut network) is not seen here; TCP keepalives handle that."""
+    if closed_by_server(dbapi_connection):
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+def closed_by_server(conn: psycopg.Connection) -> bool:
+    if conn.closed or conn.broken:
+        return True
+    try:
+        poller = select.poll()  # not select.select: no limit on the descriptor's number
+        poller.register(conn.pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg.Error):
+        return True
 
 
 def connect_args(settings: Settings) -> dict:

@@ -212,7 +212,7 @@ def list_jobs(conn: Connection, org_id: str, after: tuple[str, str] | None, limi
 def chunk_rows(conn: Connection, job_id: str, from_seq: int, limit: int, *, with_payload: bool) -> list[dict]:
     cols = "seq, state, first_request, request_count, item_count, outcomes, succeeded, failed"
     if with_payload:
-        cols += ", payload"
+        cols += ", payload, item_keys"
     rows = conn.execute(
         statement(f"SELECT {cols} FROM job_chunks WHERE job_id = :j AND seq >= :s ORDER BY seq LIMIT :lim"),
         {"j": job_id, "s": from_seq, "lim": limit},
@@ -277,7 +277,10 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
 # ("<job_id> <state>[ <outcomes JSON>]").
 _RECORD = (
     "WITH chunk AS (UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
-    "  attempts = attempts + 1, processed_at = now() WHERE job_id = :j AND seq = :q RETURNING seq), "
+    "  attempts = attempts + 1, processed_at = now(), "
+    # the payload gives way to the item keys (results need no more), unless the chunk failed as a whole
+    "  item_keys = :k, payload = CASE WHEN CAST(:k AS bytea) IS NULL THEN payload END "
+    "  WHERE job_id = :j AND seq = :q RETURNING seq), "
     "job AS (UPDATE jobs SET succeeded = succeeded + :s, failed = failed + :f, chunks_done = chunks_done + 1, "
     "  started = COALESCE(started, now()), "
     "  error_code = COALESCE(error_code, CAST(:ec AS text)), "
@@ -308,9 +311,11 @@ def record_chunk(
     failed: int,
     state: str = "done",
     error: tuple[str, str] | None = None,
+    item_keys: bytes | None = None,
 ) -> dict:
     """Store a chunk's outcomes and add them to the job's counts, in the chunk's transaction. The job's last
-    chunk sets its terminal state and notifies waiting API processes (delivered at commit)."""
+    chunk sets its terminal state and notifies waiting API processes (delivered at commit). With `item_keys`
+    (`payload.encode_keys` of its requests) the chunk's payload is dropped: its results need only those."""
     encoded = json.dumps(outcomes, separators=(",", ":"))
     job = conn.execute(
         statement(_RECORD),
@@ -326,6 +331,7 @@ def record_chunk(
             "em": error[1] if error else None,
             "ch": NOTIFY_CHANNEL,
             "shard": counters.random_shard(),
+            "k": item_keys,
         },
     ).first()
     assert job is not None
@@ -333,7 +339,8 @@ def record_chunk(
 
 
 def fail_chunk(conn: Connection, job_id: str, seq: int, code: str, message: str) -> dict | None:
-    """Give up on a chunk after its retries: its items fail with the job-level error; the payload is kept."""
+    """Give up on a chunk after its retries: its items fail with the job-level error; the payload is kept (its values
+    were never written) until the job is purged."""
     row = conn.execute(
         statement("SELECT item_count FROM job_chunks WHERE job_id = :j AND seq = :s AND state = 'queued' FOR UPDATE"),
         {"j": job_id, "s": seq},

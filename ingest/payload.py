@@ -141,3 +141,22 @@ def encode_chunk(requests: list[PublishRequest]) -> bytes:
 
 def decode_chunk(payload: bytes) -> list[PublishRequest]:
     return [PublishRequest.from_compact(d) for d in json.loads(payload)]
+
+
+def encode_keys(requests: list[PublishRequest]) -> bytes:
+    """What a done chunk keeps of its payload: each entry's (session, name), for its results; no values, no devices.
+    `{"l": [[name, ...], ...], "r": [[session, index into l], ...]}`: requests naming the same metrics in the same
+    order (a backfill's usual shape) share one list."""
+    lists: dict[tuple[str, ...], int] = {}
+    rows = []
+    for request in requests:
+        names = tuple(name for name, _value in request.entries)
+        rows.append([request.session_id, lists.setdefault(names, len(lists))])
+    return json.dumps({"l": [list(names) for names in lists], "r": rows}, separators=(",", ":")).encode()
+
+
+def decode_keys(keys: bytes) -> list[PublishRequest]:
+    """The requests of `encode_keys`, every value None and the device not set."""
+    doc = json.loads(keys)
+    lists = doc["l"]
+    return [PublishRequest(session, NOT_SET, [(name, None) for name in lists[index]]) for session, index in doc["r"]]

@@ -9,7 +9,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import jobs, values
 from ingest.errors import ItemError
-from ingest.payload import PublishRequest, decode_chunk
+from ingest.payload import PublishRequest, decode_chunk, decode_keys
 
 
 @dataclass
@@ -29,7 +29,10 @@ class Item:
 
 
 def chunk_items(chunk: dict) -> Iterator[Item]:
-    return items_of(chunk["seq"], chunk["first_request"], chunk["outcomes"], decode_chunk(chunk["payload"]))
+    """A done chunk keeps only its item keys (its payload is dropped); a failed one keeps its payload."""
+    keys = chunk["item_keys"]
+    requests = decode_keys(keys) if keys is not None else decode_chunk(chunk["payload"] or b"[]")
+    return items_of(chunk["seq"], chunk["first_request"], chunk["outcomes"], requests)
 
 
 def items_of(seq: int, first_request: int, outcomes: dict | None, requests: list[PublishRequest]) -> Iterator[Item]:

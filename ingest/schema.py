@@ -174,7 +174,9 @@ job_chunks = Table(
     Column("first_request", Integer, nullable=False),  # index of the chunk's first request within the job
     Column("request_count", Integer, nullable=False),
     Column("item_count", Integer, nullable=False),
-    Column("payload", LargeBinary, nullable=False),  # JSON array of PublishMetricsRequest, as accepted
+    # JSON array of PublishMetricsRequest, as accepted; dropped (NULL) once the chunk is done, a failed chunk keeps it
+    Column("payload", LargeBinary),
+    Column("item_keys", LargeBinary),  # a done chunk's entries as (session, name) only: ingest.payload.encode_keys
     Column("outcomes", JSONB),  # compact: failures and request-level errors only; the rest succeeded
     Column("succeeded", Integer, nullable=False, server_default=text("0")),
     Column("failed", Integer, nullable=False, server_default=text("0")),

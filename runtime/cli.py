@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ingest.config import ConfigError, Settings, get_settings
-from ingest.errors import DomainError
+from runtime.messages import fail, message_console
 
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
@@ -29,8 +29,10 @@ app.add_typer(device_app, name="device")
 app.add_typer(session_app, name="session")
 job_app = typer.Typer(no_args_is_help=True, help="Publish jobs (follow one, list its failures).")
 app.add_typer(job_app, name="job")
+jobs_app = typer.Typer(no_args_is_help=True, help="Stored jobs (retention: purge finished ones).")
+app.add_typer(jobs_app, name="jobs")
 
-err_console = Console(stderr=True)
+err_console = message_console()
 
 
 def _settings() -> Settings:
@@ -295,6 +297,36 @@ def session_create(
     typer.echo(session_id)
 
 
+def _duration(value: str, option: str) -> int:
+    from ingest.durations import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint=option) from None
+
+
+@jobs_app.command("purge")
+def jobs_purge(
+    older_than: str = typer.Option(
+        ..., "--older-than", help="Delete jobs that finished longer ago than this: 45s, 30m, 12h, 7d."
+    ),
+    org: str | None = typer.Option(None, "--org", help="Only this org's jobs."),
+) -> None:
+    """Delete finished jobs (row, chunks, outcomes) now, in small batches; what the retention sweep does every
+    minute with METRICS_INGEST_JOB_RETENTION. Jobs still running are never touched, metric values never."""
+    from ingest import catalog, retention
+    from ingest.db import transaction
+
+    seconds = _duration(older_than, "--older-than")
+    with database():
+        if org is not None:
+            with transaction() as conn:
+                catalog.require_org(conn, org)
+        purged, _more = retention.purge(seconds, org)
+    typer.echo(f"purged {purged.jobs} job(s) and {purged.chunks} chunk(s) finished more than {older_than} ago")
+
+
 # -- client commands (talk to a running service over HTTP, like the SDK) -------------------------------------
 DEFAULT_ENDPOINT = "http://127.0.0.1:8000"
 EndpointOption = typer.Option(
@@ -389,14 +421,23 @@ def job_results(
 
 
 def main() -> None:
+    """The one error handler of every command: bad input (a usage error, a bad setting, a domain error such as an
+    unknown org, an unreachable database) is one line on stderr naming what is wrong and a non-zero exit code, never
+    a traceback (runtime/messages.py)."""
+    command = typer.main.get_command(app)
     try:
-        app()
-    except ConfigError as err:
-        print(f"metrics-ingest: {err}", file=sys.stderr)  # one line, never wrapped
-        sys.exit(2)
-    except DomainError as err:
-        print(f"metrics-ingest: {err.message}", file=sys.stderr)
-        sys.exit(1)
+        code = command.main(standalone_mode=False)
+    except typer.Abort:
+        print(file=sys.stderr)
+        code = 130
+    except Exception as err:
+        if type(err).__name__ != "NoArgsIsHelpError":
+            fail(err)
+        # `metrics-ingest token`: the group's help (typer's rich help is printed as the error is made)
+        if help_text := err.format_message():  # type: ignore[attr-defined]
+            print(help_text, file=sys.stderr)
+        code = err.exit_code  # type: ignore[attr-defined]
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

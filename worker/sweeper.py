@@ -9,19 +9,24 @@ worker has taken and not yet acknowledged (Redis keeps it in its unacked set, Ra
 consumer), so the rule does not promise that no copy exists, only that a lost message is always replaced: a worker
 that vanished with its message lets go of the row lock when PostgreSQL ends its session, and only then may the chunk
 be re-sent. A copy is harmless: a chunk is claimed once, under a row lock and only while queued, and the other copy
-finds it done and is dropped."""
+finds it done and is dropped.
+
+The same loop purges finished jobs older than `METRICS_INGEST_JOB_RETENTION` every `purge_interval_s` (a minute), a
+few small batches per tick so that heartbeats keep their pace; a backlog of old jobs is worked off over the next
+ticks (ingest/retention.py)."""
 
 from __future__ import annotations
 
 import os
 import socket
 import threading
+import time
 import uuid
 
 import structlog
 from sqlalchemy import text
 
-from ingest import heartbeats, jobs
+from ingest import heartbeats, jobs, retention
 from ingest.broker_port import Broker
 from ingest.config import get_settings
 from ingest.db import transaction
@@ -33,6 +38,7 @@ _stop = threading.Event()
 _thread: threading.Thread | None = None
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 SWEEP_LOCK = 727275
+PURGE_BATCHES_PER_TICK = 10
 
 
 def heartbeat(lanes: list[str]) -> None:
@@ -61,13 +67,25 @@ def sweep_once(broker: Broker, requeue_after_s: float) -> int:
     return sent
 
 
+def purge_once(retention_s: float) -> bool:
+    """Delete up to a few batches of expired jobs; True when more are left for the next tick."""
+    purged, more = retention.purge(retention_s, max_batches=PURGE_BATCHES_PER_TICK)
+    if purged.jobs:
+        log.info("retention.purged", jobs=purged.jobs, chunks=purged.chunks, more=more)
+    return more
+
+
 def _loop(broker: Broker, lanes: list[str]) -> None:
     settings = get_settings()
-    interval = min(settings.sweep_interval_s, settings.heartbeat_interval_s)
+    interval = min(settings.sweep_interval_s, settings.heartbeat_interval_s, settings.purge_interval_s)
+    next_purge = time.monotonic()
     while not _stop.is_set():
         try:
             heartbeat(lanes)
             sweep_once(broker, settings.requeue_after_s)
+            if time.monotonic() >= next_purge:
+                more = purge_once(settings.job_retention)
+                next_purge = time.monotonic() + (0 if more else settings.purge_interval_s)
         except Exception as err:  # database or broker away: try again next tick
             log.warning("sweeper.tick_failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
         _stop.wait(interval)

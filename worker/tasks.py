@@ -12,7 +12,7 @@ from broker.celery_app import PROCESS_CHUNK, retry_countdown
 from ingest import backoff, jobs
 from ingest.config import get_settings
 from ingest.db import is_transient, transaction
-from ingest.payload import decode_chunk
+from ingest.payload import decode_chunk, encode_keys
 from ingest.publish import JobContext, definition_ids, process_chunk
 from worker.app import app
 
@@ -44,9 +44,16 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
             ctx = JobContext(
                 chunk.org_id, chunk.principal, chunk.invocation_id, chunk.created, settings.max_name_length
             )
-            outcome = process_chunk(conn, ctx, decode_chunk(chunk.payload))
+            requests = decode_chunk(chunk.payload)
+            outcome = process_chunk(conn, ctx, requests)
             job = jobs.record_chunk(
-                conn, job_id, seq, outcomes=outcome.to_json(), succeeded=outcome.succeeded, failed=outcome.failed
+                conn,
+                job_id,
+                seq,
+                outcomes=outcome.to_json(),
+                succeeded=outcome.succeeded,
+                failed=outcome.failed,
+                item_keys=encode_keys(requests),
             )
     except Exception as err:
         definition_ids.forget()  # a definition deleted meanwhile: the retry reads every id again

@@ -14,6 +14,7 @@ from ingest.jobs import TERMINAL_STATES
 from runtime.backfill.client import ApiError, JobClient
 from runtime.backfill.progress import LogProgress, RichProgress, Stats
 from runtime.backfill.runner import Backfill, Options
+from runtime.messages import message_console
 
 log = structlog.get_logger(__name__)
 
@@ -27,7 +28,7 @@ def _progress(stats: Stats, plain: bool):
 
 
 def backfill(client: JobClient, paths: list[Path], options: Options, *, plain: bool = False) -> int:
-    err = Console(stderr=True)
+    err = message_console()
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         err.print(f"metrics-ingest backfill: no such file: {', '.join(missing)}")

@@ -6,7 +6,6 @@ and refreshes the progress display. Shared counters live in one `Stats` under it
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from collections import deque
@@ -23,6 +22,7 @@ from runtime.backfill.client import ApiError, JobClient
 from runtime.backfill.failures import FailuresWriter, default_path
 from runtime.backfill.progress import Stats
 from runtime.backfill.readers import LineError, Record, detect_format, read_file, read_stream
+from runtime.backfill.spool import spool_dir
 
 log = structlog.get_logger(__name__)
 
@@ -131,12 +131,12 @@ class Backfill:
         errors: list[LineError] = []
         in_flight: deque[tuple[Chunk, Future]] = deque()
         with (
-            tempfile.TemporaryDirectory(prefix="backfill-") as spool,
+            spool_dir() as spool,
             ThreadPoolExecutor(max_workers=self.options.parallel, thread_name_prefix="submit") as pool,
         ):
             records: _Counted = _Counted(path, fmt, self.stats)
             chunks = build_chunks(
-                records, digest=digest, chunk_items=self.options.chunk_items, spool_dir=Path(spool), errors=errors
+                records, digest=digest, chunk_items=self.options.chunk_items, spool_dir=spool, errors=errors
             )
             for chunk in chunks:
                 self._drain_errors(errors, failures, source)

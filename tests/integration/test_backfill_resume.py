@@ -1,4 +1,5 @@
-"""A backfill killed mid-way (SIGKILL, no cleanup) and started again completes with no duplicate jobs."""
+"""A backfill killed mid-way (SIGKILL, no cleanup) and started again completes with no duplicate jobs, and leaves
+nothing behind: the killed run's spool directory and partial failures file are removed by the next run."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.integration.test_backfill import finished_line, job_count, run_cli, value_count
-from tests.support.cli import client_env, start_cli
+from runtime.backfill.spool import PREFIX
+from tests.integration.test_backfill import finished_line, job_count, value_count
+from tests.support.cli import client_env, run_cli, start_cli
 from tests.support.polling import wait_until
 
 SESSIONS = 40
@@ -24,10 +26,13 @@ def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
             for n in range(NAMES):
                 fh.write(f"{s},resume.m{n:04d},{n}\n")
     args = ["backfill", str(path), "--chunk-items", "500", "--parallel", "1"]
+    tmp = tmp_path / "tmp"  # the backfill's TMPDIR: where its spool goes
+    tmp.mkdir()
+    env = {**client_env(tenant), "TMPDIR": str(tmp)}
 
     proc = start_cli(
         *args,
-        env=client_env(tenant),
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -43,8 +48,11 @@ def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
     accepted_before = job_count(tenant)
     assert 3 <= accepted_before < 40, "the kill must land mid-way"
     assert not path.with_name("big.csv.failed.ndjson").exists()
+    assert list(tmp.glob(PREFIX + "*")), "the killed run left no spool directory: the check below proves nothing"
+    partial = path.with_name("big.csv.failed.ndjson.partial")
+    assert partial.exists()
 
-    resumed = run_cli(tenant, *args)
+    resumed = run_cli(*args, env=env, timeout=240)
     assert resumed.returncode == 0, resumed.stderr
     summary = finished_line(resumed.stdout)
     assert summary["jobs"] == 40
@@ -54,3 +62,10 @@ def test_killed_backfill_resumes_without_duplicates(tenant, tmp_path: Path):
     assert value_count(tenant) == 20_000
     keys = tenant.sql("SELECT count(DISTINCT idempotency_key) FROM jobs WHERE org_id = %s", tenant.org_id)[0][0]
     assert keys == 40
+    unfinished = tenant.sql(
+        "SELECT count(*) FROM jobs WHERE org_id = %s AND state NOT IN ('succeeded', 'completed_with_errors', 'failed')",
+        tenant.org_id,
+    )[0][0]
+    assert unfinished == 0
+    assert not list(tmp.iterdir()), "the next run cleans up after the killed one"
+    assert not partial.exists()
