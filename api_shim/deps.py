@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fastapi import Depends, Header, Query
+from fastapi import Depends, Header, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
@@ -57,6 +57,43 @@ PageToken = Query(default=None, max_length=4096, pattern=r"^[A-Za-z0-9_-]+$", de
 def bearer_token(credentials: HTTPAuthorizationCredentials | None) -> str | None:
     """The token of an `Authorization: Bearer <token>` header, or None."""
     return (credentials.credentials.strip() or None) if credentials else None
+
+
+# The documented headers `request_context` reads (besides the bearer token and the undocumented X-Request-Id).
+CONTEXT_HEADERS = ("x-roboto-org-id", "x-roboto-resource-owner-id", "x-roboto-api-version")
+
+
+def context_of(request: Request) -> RequestContext:
+    """`request_context` read straight from the request, for the hot publish route: FastAPI solves a dependency's
+    header parameters one by one on every request, which cost the API about a sixth of its CPU under load. The
+    route documents the same headers with `context_openapi()`."""
+    headers = request.headers
+    scheme, _, credentials = (headers.get("authorization") or "").partition(" ")
+    token = bearer_token(
+        HTTPAuthorizationCredentials(scheme=scheme, credentials=credentials)
+        if scheme.lower() == "bearer" and credentials
+        else None
+    )
+    return RequestContext(
+        token,
+        headers.get("x-roboto-org-id"),
+        headers.get("x-roboto-resource-owner-id"),
+        headers.get("x-request-id"),
+        headers.get("x-roboto-api-version"),
+    )
+
+
+def context_openapi(*extra_headers: str) -> dict:
+    """`openapi_extra` of a route using `context_of`: the parameters and security FastAPI documents for
+    `request_context`, plus `extra_headers` the route reads itself."""
+
+    def header(name: str) -> dict:
+        title = "-".join(part.capitalize() for part in name.split("-"))
+        schema = {"anyOf": [{"type": "string"}, {"type": "null"}], "title": title}
+        return {"name": name, "in": "header", "required": False, "schema": schema}
+
+    names = [*extra_headers, *CONTEXT_HEADERS]
+    return {"parameters": [header(n) for n in names], "security": [{"HTTPBearer": []}]}
 
 
 def request_context(

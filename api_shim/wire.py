@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from fastapi.responses import JSONResponse
 
 from ingest.errors import InvalidRequest, ItemError
@@ -30,10 +31,17 @@ def iso(dt: datetime) -> str:
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+class OrjsonResponse(JSONResponse):
+    """JSON encoded by orjson (several times faster than the standard library's encoder on records)."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+
+
 def respond(payload: Any, status_code: int = 200) -> JSONResponse:
     """A JSON answer built here, byte for byte: routes return a Response, so their declared response model documents
     the shape without FastAPI re-serializing it (which would re-format timestamps)."""
-    return JSONResponse(payload, status_code=status_code)
+    return OrjsonResponse(payload, status_code=status_code)
 
 
 def data(payload: Any) -> dict:

@@ -1,12 +1,14 @@
 """`python -m bench [--items N]`: start the service on embedded servers (or the env's), run the four sections,
 print a table and write bench/results/<timestamp>.json (and latest.json). Default 100,000 items; the issue's full
-run is `python -m bench --items 1000000`."""
+run is `python -m bench --items 1000000`. `python -m bench interactive` runs the interactive-publish targets
+(bench/interactive.py) instead."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import shutil
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime
@@ -26,6 +28,11 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["interactive"]:  # the interactive-publish targets (issue 15): bench/interactive.py
+        from bench.interactive import main as interactive
+
+        interactive(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("--items", type=int, default=100_000, help="values per backfill (names x sessions)")
     parser.add_argument("--sessions", type=int, default=1000)

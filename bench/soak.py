@@ -109,6 +109,13 @@ class Service:
             [sys.executable, "-m", "runtime.cli", *args], env=self.env, capture_output=True, text=True, check=True
         )
 
+    def database_url(self) -> str:
+        """The database of this data dir, as `metrics-ingest status --json` names it."""
+        done = subprocess.run(
+            [sys.executable, "-m", "runtime.cli", "status", "--json"], env=self.env, capture_output=True, text=True
+        )
+        return json.loads(done.stdout)["servers"]["database"]
+
     def start(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
@@ -281,9 +288,7 @@ def drain_and_count(service: Service, timeout_s: float = 180) -> dict:
     """Wait for every accepted job to reach a terminal state, then count jobs and items from PostgreSQL."""
     import psycopg
 
-    from ingest.config import EmbeddedSockets
-
-    url = EmbeddedSockets.of(service.data_dir).database_url()
+    url = service.database_url()
     query = (
         "SELECT count(*), COALESCE(sum(total), 0), COALESCE(sum(succeeded), 0), COALESCE(sum(failed), 0), "
         "count(*) FILTER (WHERE state NOT IN ('succeeded', 'completed_with_errors', 'failed')) FROM jobs"

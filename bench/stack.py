@@ -93,6 +93,7 @@ class Servers:
             METRICS_INGEST_DATABASE_URL=self.database_url,
             METRICS_INGEST_BROKER_URL=self.broker_url,
             METRICS_INGEST_LOG_FORMAT="json",
+            METRICS_INGEST_DATA_DIR=str(self.tmp / "data"),  # `up` keeps nothing there: the servers are external
             PYTHONUNBUFFERED="1",  # pool children leave with os._exit: buffered log lines would be lost
         )
         return env
@@ -144,6 +145,7 @@ class Service:
     api: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
     others: list[subprocess.Popen] = field(default_factory=list)
+    up: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
@@ -159,14 +161,38 @@ class Service:
     def start_api(self) -> None:
         self.api_port = self.api_port or free_port()
         self.api = self._spawn("api", [CLI, "api"])
+        self._wait_api(self.api)
+
+    def _wait_api(self, proc: subprocess.Popen) -> None:
         deadline = time.monotonic() + 90
         while True:
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return
-            if self.api.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the API did not start; see " + str(self.log_dir / "api.log"))
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the API did not start; see the logs in " + str(self.log_dir))
             time.sleep(0.2)
+
+    def start_up(self, workers: int = 2) -> None:
+        """`metrics-ingest up` on the bench's servers (their URLs are set, so it starts no embedded ones): the
+        supervisor, the API and the `workers` worker processes of the default layout, as one process tree (`self.up`).
+        Returns once `GET /ops/status` lists that many live workers."""
+        self.api_port = self.api_port or free_port()
+        self.up = self._spawn("up", [CLI, "up"])
+        self._wait_api(self.up)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                listed = httpx.get(self.url + "/ops/status", timeout=10).json().get("workers", [])
+                if sum(1 for w in listed if w["alive"]) >= workers:
+                    return
+            time.sleep(0.3)
+        raise RuntimeError("the workers of `up` did not report ready; see " + str(self.log_dir))
+
+    def stop_up(self) -> None:
+        if self.up:
+            stop_process(self.up, timeout=40)
+            self.up = None
 
     def start_worker(self, lanes: str = "bulk,interactive", concurrency: int = 2) -> None:
         name = f"worker{len(self.workers)}"
@@ -191,8 +217,8 @@ class Service:
             time.sleep(0.3)
         raise RuntimeError("the workers did not report ready; see " + str(self.log_dir))
 
-    def start_noop_worker(self) -> None:
-        argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench_noop", "-c", "1"]
+    def start_noop_worker(self, pool: str = "prefork") -> None:
+        argv = [sys.executable, "-m", "celery", "-A", "bench.noop", "worker", "-Q", "bench_noop", "-c", "1", "-P", pool]
         self.others.append(self._spawn("noop", [*argv, "--without-gossip", "--without-mingle", "-l", "WARNING"]))
 
     def stop_workers(self) -> None:
@@ -201,6 +227,7 @@ class Service:
         self.workers = []
 
     def stop(self) -> None:
+        self.stop_up()
         self.stop_workers()
         for proc in self.others:
             stop_process(proc)

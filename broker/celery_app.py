@@ -17,12 +17,14 @@ so the next chunk is on hand when one commits)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Sequence
 from urllib.parse import parse_qs
 
 from celery import Celery
 from kombu import Exchange, Queue
+from kombu.transport import redis as redis_transport
 
 from ingest.config import Settings
 from ingest.jobs import LANES
@@ -30,6 +32,22 @@ from ingest.jobs import LANES
 PROCESS_CHUNK = "metrics_ingest.process_chunk"
 AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 PUBLISH_CONFIRM_TIMEOUT_S = 5
+
+
+def _kept_redis_client(self, client=None):
+    """kombu's Redis channel builds a new `redis.Redis` object (on the channel's connection pool) for every publish and
+    every acknowledgement; this keeps one per channel and pool instead. Sockets come from the same pool either way;
+    a pool replaced after a disconnect gets a client of its own."""
+    if client is not None:
+        yield client
+        return
+    kept = self.__dict__.get("_kept_client")
+    if kept is None or kept.connection_pool is not self.pool:
+        kept = self.__dict__["_kept_client"] = self._create_client()
+    yield kept
+
+
+redis_transport.Channel.conn_or_acquire = contextlib.contextmanager(_kept_redis_client)  # type: ignore[method-assign]
 
 
 def is_amqp(url: str) -> bool:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import redis
 import structlog
 from celery import Celery
-from kombu import Connection
+from kombu import Connection, Producer
 
 from broker.celery_app import PROCESS_CHUNK, is_amqp, make_celery, publish_options, redis_py_url
 from ingest.config import Settings
@@ -26,6 +26,8 @@ class CeleryBroker:
         self.url = url
         self.options = options or {}
         self._probe: RedisProbe | AmqpProbe = AmqpProbe(url) if is_amqp(url) else RedisProbe(url)
+        # On Redis, one producer kept for the process (kombu's pool builds a Redis client object for every send).
+        self._kept: KeptProducer | None = None if is_amqp(url) else KeptProducer(app)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CeleryBroker:
@@ -37,20 +39,26 @@ class CeleryBroker:
         return cls(app, settings.effective_broker_url, publish_options(settings))
 
     def send_chunks(self, job_id: str, lane: str, seqs: Sequence[int], request_id: str | None = None) -> bool:
+        def send(prod: Producer) -> None:
+            for seq in seqs:
+                self.app.send_task(
+                    PROCESS_CHUNK,
+                    args=[job_id, seq],
+                    kwargs={"request_id": request_id},
+                    queue=lane,
+                    routing_key=lane,
+                    producer=prod,
+                    retry=True,
+                    retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
+                    **self.options,
+                )
+
         try:
-            with self.app.producer_or_acquire() as prod:
-                for seq in seqs:
-                    self.app.send_task(
-                        PROCESS_CHUNK,
-                        args=[job_id, seq],
-                        kwargs={"request_id": request_id},
-                        queue=lane,
-                        routing_key=lane,
-                        producer=prod,
-                        retry=True,
-                        retry_policy={"max_retries": 2, "interval_start": 0.1, "interval_step": 0.2},
-                        **self.options,
-                    )
+            if self._kept is not None:
+                self._kept.run(send)
+            else:
+                with self.app.producer_or_acquire() as prod:
+                    send(prod)
         except Exception as err:  # broker down: the chunks stay queued in PostgreSQL; the sweeper sends them
             log.warning("enqueue.failed", job_id=job_id, lane=lane, chunks=len(seqs), error=str(err))
             return False
@@ -65,6 +73,32 @@ class CeleryBroker:
         except Exception as err:
             log.warning("broker.unreachable", error=str(err).splitlines()[0] if str(err) else repr(err))
             return False
+
+
+class KeptProducer:
+    """One kombu producer on one connection, kept for the life of the process and used under a lock (a send takes a
+    fraction of a millisecond). After any error the producer is dropped and the next send builds a new one."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+        self._lock = threading.Lock()
+        self._producer: Producer | None = None
+
+    def run(self, send: Callable[[Producer], None]) -> None:
+        with self._lock:
+            if self._producer is None:
+                self._producer = self.app.amqp.Producer(self.app.connection_for_write())
+            try:
+                send(self._producer)
+            except Exception:
+                self._reset()
+                raise
+
+    def _reset(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                producer.connection.collect()
 
 
 class RedisProbe:

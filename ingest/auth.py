@@ -6,10 +6,10 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import ids
+from ingest.db import statement
 from ingest.errors import NotFound, Unauthorized
 
 
@@ -42,7 +42,7 @@ def authenticate(conn: Connection, secret: str | None) -> Principal:
         raise Unauthorized("Missing bearer token")
     digest = hash_token(secret)
     found = conn.execute(
-        text(
+        statement(
             "SELECT token_id, token_hash, principal, org_ids, invocation_id, "
             "(last_used IS NULL OR last_used < now() - interval '60 seconds') AS stale "
             "FROM api_tokens "
@@ -53,7 +53,7 @@ def authenticate(conn: Connection, secret: str | None) -> Principal:
     if found is None or not hmac.compare_digest(found.token_hash, digest):
         raise Unauthorized("Invalid, expired or revoked token")
     if found.stale:  # `last used` is kept to the minute: one write per token per minute, not per request
-        conn.execute(text("UPDATE api_tokens SET last_used = now() WHERE token_id = :t"), {"t": found.token_id})
+        conn.execute(statement("UPDATE api_tokens SET last_used = now() WHERE token_id = :t"), {"t": found.token_id})
     return Principal(found.token_id, found.principal, tuple(found.org_ids), found.invocation_id)
 
 
@@ -67,18 +67,18 @@ def create_token(
 ) -> tuple[str, str]:
     """Create a token; returns (token_id, secret). The secret is shown once and never stored."""
     for org in org_ids:
-        if conn.execute(text("SELECT 1 FROM orgs WHERE org_id = :o"), {"o": org}).first() is None:
+        if conn.execute(statement("SELECT 1 FROM orgs WHERE org_id = :o"), {"o": org}).first() is None:
             raise NotFound(f"Organization '{org}' not found")
     if invocation_id:
         conn.execute(
-            text(
+            statement(
                 "INSERT INTO invocations (invocation_id, org_id) VALUES (:i, :o) ON CONFLICT (invocation_id) DO NOTHING"
             ),
             {"i": invocation_id, "o": org_ids[0]},
         )
     token_id, secret = ids.token_id(), ids.token_secret()
     conn.execute(
-        text(
+        statement(
             "INSERT INTO api_tokens (token_id, token_hash, principal, org_ids, invocation_id, expires_at) "
             "VALUES (:id, :h, :p, :orgs, :inv, "
             "CASE WHEN CAST(:days AS float8) IS NULL THEN NULL "
@@ -98,7 +98,7 @@ def create_token(
 
 def list_tokens(conn: Connection, org_id: str) -> list[dict]:
     rows = conn.execute(
-        text(
+        statement(
             "SELECT token_id, principal, org_ids, invocation_id, created, last_used, expires_at, revoked_at "
             "FROM api_tokens WHERE :o = ANY(org_ids) ORDER BY created"
         ),
@@ -109,7 +109,7 @@ def list_tokens(conn: Connection, org_id: str) -> list[dict]:
 
 def revoke_token(conn: Connection, token_id: str) -> None:
     res = conn.execute(
-        text("UPDATE api_tokens SET revoked_at = now() WHERE token_id = :t AND revoked_at IS NULL"),
+        statement("UPDATE api_tokens SET revoked_at = now() WHERE token_id = :t AND revoked_at IS NULL"),
         {"t": token_id},
     )
     if res.rowcount == 0:

@@ -12,8 +12,9 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from ingest.db import statement
 
 SHARDS = 8
 JOBS = "jobs"
@@ -61,14 +62,14 @@ def count_chunk(
     if not rows:
         return
     rows.sort()
-    shard = random.randrange(SHARDS)
+    shard = random_shard()
     params: dict[str, object] = {"lane": lane, "shard": shard}
     values = []
     for i, (series, label, value) in enumerate(rows):
         values.append(f"(:s{i}, :lane, :l{i}, :shard, :v{i})")
         params.update({f"s{i}": series, f"l{i}": label, f"v{i}": float(value)})
     conn.execute(
-        text(
+        statement(
             "INSERT INTO telemetry_counters (series, lane, label, shard, value) VALUES "
             + ", ".join(values)
             + " ON CONFLICT (series, lane, label, shard) DO UPDATE SET value = telemetry_counters.value + "
@@ -76,6 +77,37 @@ def count_chunk(
         ),
         params,
     )
+
+
+def _bucket_sql(duration: str) -> str:
+    """`bucket_for` as a SQL expression over `duration` (seconds)."""
+    finite = [bound for bound in DURATION_BUCKETS if math.isfinite(bound)]
+    arms = " ".join(f"WHEN {duration} <= {bound!r} THEN '{bucket_label(bound)}'" for bound in finite)
+    return f"CASE {arms} ELSE '+Inf' END"
+
+
+def chunk_counts_cte(job: str) -> str:
+    """`count_chunk` as a data-modifying CTE for a statement that records a chunk: `job` names a CTE with one row
+    (`lane`, `state`, `finished`, `duration_s`); parameters `:s`, `:f` (the chunk's outcomes) and `:shard`. Rows go
+    in the same fixed order as `count_chunk`'s, so concurrent commits never deadlock."""
+    duration = f"GREATEST(0, CAST({job}.duration_s AS float8))"
+    done = f"{job}.finished IS NOT NULL"
+    return (
+        "INSERT INTO telemetry_counters (series, lane, label, shard, value) "
+        f"SELECT c.series, {job}.lane, c.label, CAST(:shard AS int), c.value FROM {job} CROSS JOIN LATERAL (VALUES "
+        f"('{ITEMS}', 'succeeded', CAST(:s AS float8), CAST(:s AS int) > 0), "
+        f"('{ITEMS}', 'failed', CAST(:f AS float8), CAST(:f AS int) > 0), "
+        f"('{JOBS}', {job}.state, 1.0, {done}), "
+        f"('{DURATION_BUCKET}', {_bucket_sql(duration)}, 1.0, {done}), "
+        f"('{DURATION_SUM}', '', {duration}, {done})"
+        ") AS c(series, label, value, keep) WHERE c.keep "
+        'ORDER BY c.series COLLATE "C", c.label COLLATE "C" '
+        "ON CONFLICT (series, lane, label, shard) DO UPDATE SET value = telemetry_counters.value + EXCLUDED.value"
+    )
+
+
+def random_shard() -> int:
+    return random.randrange(SHARDS)
 
 
 @dataclass
@@ -96,6 +128,6 @@ class Totals:
 
 def read_totals(conn: Connection) -> Totals:
     rows = conn.execute(
-        text("SELECT series, lane, label, sum(value) AS v FROM telemetry_counters GROUP BY series, lane, label")
+        statement("SELECT series, lane, label, sum(value) AS v FROM telemetry_counters GROUP BY series, lane, label")
     )
     return Totals({(r.series, r.lane, r.label): float(r.v) for r in rows})

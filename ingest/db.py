@@ -6,10 +6,11 @@ import os
 import select
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 import psycopg
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, TextClause, create_engine, event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -104,6 +105,13 @@ def get_engine() -> Engine:
     return _engine
 
 
+@lru_cache(maxsize=1024)
+def statement(sql: str) -> TextClause:
+    """`text(sql)`, built once per distinct statement and reused: building a TextClause parses its bind parameters
+    every time, which for the longer statements of the hot path cost more than executing them."""
+    return text(sql)
+
+
 def dispose_engine() -> None:
     global _engine
     if _engine is not None:
@@ -167,7 +175,7 @@ def driver_connection(conn: Connection) -> psycopg.Connection:
 
 def one_row(conn: Connection, sql: str, params: dict, missing: Exception) -> dict:
     """The statement's single row as a dict; `missing` is raised when there is none (a 404 or 409)."""
-    row = conn.execute(text(sql), params).first()
+    row = conn.execute(statement(sql), params).first()
     if row is None:
         raise missing
     return dict(row._mapping)

@@ -11,11 +11,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import counters, ids
-from ingest.db import one_row
+from ingest.db import one_row, statement
 from ingest.errors import Conflict, NotFound, PayloadTooLarge, TooManyRequests
 from ingest.payload import PublishRequest, encode_chunk
 
@@ -45,7 +44,7 @@ class Backlog:
 def backlog_by_lane(conn: Connection) -> dict[str, Backlog]:
     """The work accepted and not yet done, per lane (over the active jobs' partial index, never the history)."""
     rows = conn.execute(
-        text(
+        statement(
             "SELECT lane, COALESCE(sum(total - succeeded - failed), 0) AS items, count(*) AS jobs FROM jobs "
             "WHERE state IN ('queued', 'running') GROUP BY lane"
         )
@@ -64,7 +63,7 @@ def check_backlog(conn: Connection, incoming: int, limit: int) -> None:
 
 def find_idempotent(conn: Connection, org_id: str, key: str, digest: str) -> NewJob | None:
     row = conn.execute(
-        text("SELECT job_id, lane, body_digest FROM jobs WHERE org_id = :o AND idempotency_key = :k"),
+        statement("SELECT job_id, lane, body_digest FROM jobs WHERE org_id = :o AND idempotency_key = :k"),
         {"o": org_id, "k": key},
     ).first()
     if row is None:
@@ -111,7 +110,7 @@ def create_job(
     known = list(chunked(requests, chunk_items)) if isinstance(requests, list) else None
     total = sum(len(r.entries) for chunk in known for r in chunk) if known is not None else 0
     inserted = conn.execute(
-        text(
+        statement(
             "INSERT INTO jobs (job_id, org_id, lane, state, source, principal, invocation_id, idempotency_key, "
             "body_digest, request_id, total, chunks_total) VALUES (:j, :o, :lane, 'queued', :src, :p, :inv, :k, "
             ":dg, :rid, :total, :chunks) "
@@ -156,7 +155,7 @@ def create_job(
         _insert_chunks(conn, job_id, lane, pending)
     if known is None:
         conn.execute(
-            text("UPDATE jobs SET total = :t, chunks_total = :c WHERE job_id = :j"),
+            statement("UPDATE jobs SET total = :t, chunks_total = :c WHERE job_id = :j"),
             {"t": total, "c": len(seqs), "j": job_id},
         )
     return NewJob(job_id, lane, seqs)
@@ -166,7 +165,7 @@ def _insert_chunks(
     conn: Connection, job_id: str, lane: str, pending: list[tuple[int, list[PublishRequest], int]]
 ) -> None:
     conn.execute(
-        text(
+        statement(
             "INSERT INTO job_chunks (job_id, seq, lane, state, first_request, request_count, item_count, payload, "
             "enqueued_at) VALUES (:j, :seq, :lane, 'queued', :first, :rc, :ic, :payload, now())"
         ),
@@ -202,7 +201,9 @@ def list_jobs(conn: Connection, org_id: str, after: tuple[str, str] | None, limi
         where = "AND (created, job_id) < (CAST(:c AS timestamptz), :jid)"
         params.update(c=after[0], jid=after[1])
     rows = conn.execute(
-        text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = :o {where} ORDER BY created DESC, job_id DESC LIMIT :lim"),
+        statement(
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE org_id = :o {where} ORDER BY created DESC, job_id DESC LIMIT :lim"
+        ),
         params,
     )
     return [dict(r._mapping) for r in rows]
@@ -213,7 +214,7 @@ def chunk_rows(conn: Connection, job_id: str, from_seq: int, limit: int, *, with
     if with_payload:
         cols += ", payload, item_keys"
     rows = conn.execute(
-        text(f"SELECT {cols} FROM job_chunks WHERE job_id = :j AND seq >= :s ORDER BY seq LIMIT :lim"),
+        statement(f"SELECT {cols} FROM job_chunks WHERE job_id = :j AND seq >= :s ORDER BY seq LIMIT :lim"),
         {"j": job_id, "s": from_seq, "lim": limit},
     )
     return [dict(r._mapping) for r in rows]
@@ -237,7 +238,7 @@ class ClaimedChunk:
 
 def mark_started(conn: Connection, job_id: str) -> None:
     conn.execute(
-        text("UPDATE jobs SET state = 'running', started = now() WHERE job_id = :j AND state = 'queued'"),
+        statement("UPDATE jobs SET state = 'running', started = now() WHERE job_id = :j AND state = 'queued'"),
         {"j": job_id},
     )
 
@@ -246,7 +247,7 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
     """Lock a queued chunk for the rest of the caller's transaction. None when it is done already, or another
     worker holds it (a duplicate message). If this worker dies, PostgreSQL drops the lock with the connection."""
     row = conn.execute(
-        text(
+        statement(
             "SELECT c.job_id, c.seq, c.item_count, c.payload, j.org_id, j.lane, j.principal, j.invocation_id, "
             "j.created, j.request_id, j.state = 'queued' AND j.chunks_total > 1 AS show_running "
             "FROM job_chunks c JOIN jobs j USING (job_id) "
@@ -271,8 +272,8 @@ def claim_chunk(conn: Connection, job_id: str, seq: int) -> ClaimedChunk | None:
     )
 
 
-# One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, and the
-# notification (delivered at commit) that wakes API processes waiting for the job
+# One statement: the chunk's outcomes, the job's counters, its terminal state on the last chunk, the work counters,
+# and the notification (delivered at commit) that wakes API processes waiting for the job
 # ("<job_id> <state>[ <outcomes JSON>]").
 _RECORD = (
     "WITH chunk AS (UPDATE job_chunks SET state = :st, outcomes = CAST(:o AS jsonb), succeeded = :s, failed = :f, "
@@ -290,7 +291,9 @@ _RECORD = (
     "  finished = CASE WHEN chunks_done + 1 >= chunks_total THEN now() END "
     "  WHERE job_id = :j AND EXISTS (SELECT 1 FROM chunk) "
     "  RETURNING job_id, state, finished, lane, total, succeeded, failed, chunks_total, "
-    "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s) "
+    "  EXTRACT(EPOCH FROM (finished - created)) AS duration_s), "
+    # the work counters (ingest.counters) in the same statement
+    f"counted AS ({counters.chunk_counts_cte('job')}) "
     "SELECT job.*, CASE WHEN job.finished IS NOT NULL THEN pg_notify(:ch, job.job_id || ' ' || job.state "
     # a one-chunk job's outcomes ride along when small, so a waiting publish needs no read to know them
     "  || CASE WHEN job.chunks_total = 1 AND octet_length(CAST(:ot AS text)) < 7000 THEN ' ' || CAST(:ot AS text) "
@@ -315,7 +318,7 @@ def record_chunk(
     (`payload.encode_keys` of its requests) the chunk's payload is dropped: its results need only those."""
     encoded = json.dumps(outcomes, separators=(",", ":"))
     job = conn.execute(
-        text(_RECORD),
+        statement(_RECORD),
         {
             "st": state,
             "o": encoded,
@@ -327,19 +330,11 @@ def record_chunk(
             "ec": error[0] if error else None,
             "em": error[1] if error else None,
             "ch": NOTIFY_CHANNEL,
+            "shard": counters.random_shard(),
             "k": item_keys,
         },
     ).first()
     assert job is not None
-    done = job.finished is not None
-    counters.count_chunk(
-        conn,
-        lane=job.lane,
-        succeeded=succeeded,
-        failed=failed,
-        finished_state=job.state if done else None,
-        duration_s=float(job.duration_s or 0) if done else None,
-    )
     return dict(job._mapping)
 
 
@@ -347,7 +342,7 @@ def fail_chunk(conn: Connection, job_id: str, seq: int, code: str, message: str)
     """Give up on a chunk after its retries: its items fail with the job-level error; the payload is kept (its values
     were never written) until the job is purged."""
     row = conn.execute(
-        text("SELECT item_count FROM job_chunks WHERE job_id = :j AND seq = :s AND state = 'queued' FOR UPDATE"),
+        statement("SELECT item_count FROM job_chunks WHERE job_id = :j AND seq = :s AND state = 'queued' FOR UPDATE"),
         {"j": job_id, "s": seq},
     ).first()
     if row is None:
@@ -368,7 +363,7 @@ def postpone_resend(conn: Connection, job_id: str, seq: int, delay_s: float) -> 
     """A chunk whose retry waits `delay_s` in its worker (a Celery countdown: not in the broker's queue) is not a lost
     message: the sweeper leaves it alone until the retry is due."""
     conn.execute(
-        text(
+        statement(
             "UPDATE job_chunks SET enqueued_at = now() + make_interval(secs => :d) "
             "WHERE job_id = :j AND seq = :s AND state = 'queued'"
         ),
@@ -380,7 +375,7 @@ def chunks_to_resend(conn: Connection, lane: str, older_than_s: float, limit: in
     """Queued chunks of `lane` not taken by any worker (unlocked) and not sent for `older_than_s` seconds.
     The sweeper calls this only when the lane's broker queue is empty, so these messages were lost."""
     rows = conn.execute(
-        text(
+        statement(
             "UPDATE job_chunks SET enqueued_at = now() WHERE (job_id, seq) IN ("
             " SELECT job_id, seq FROM job_chunks WHERE state = 'queued' AND lane = :l "
             " AND enqueued_at < now() - make_interval(secs => :age) ORDER BY enqueued_at LIMIT :lim "

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import ids
-from ingest.db import driver_connection
+from ingest.db import driver_connection, statement
 from ingest.definitions import name_problem
 from ingest.errors import InvalidRequest, NotFound
 from ingest.notset import NOT_SET
@@ -67,7 +66,7 @@ def entry_problem(name: str, value: float | None, max_name_length: int) -> str |
 
 def resolve_sessions(conn: Connection, org_id: str, session_ids: list[str]) -> dict[str, Session]:
     rows = conn.execute(
-        text(
+        statement(
             "SELECT s.session_id, s.start_ns, s.end_ns, "
             "COALESCE(array_agg(sd.device_id ORDER BY sd.device_id) FILTER (WHERE sd.device_id IS NOT NULL), '{}') "
             "AS device_ids FROM sessions s LEFT JOIN session_devices sd "
@@ -83,7 +82,7 @@ def known_devices(conn: Connection, org_id: str, device_ids: list[str]) -> set[s
     if not device_ids:
         return set()
     rows = conn.execute(
-        text("SELECT device_id FROM devices WHERE org_id = :o AND device_id = ANY(:d)"),
+        statement("SELECT device_id FROM devices WHERE org_id = :o AND device_id = ANY(:d)"),
         {"o": org_id, "d": device_ids},
     )
     return {r.device_id for r in rows}
@@ -105,16 +104,43 @@ def infer_device(request: PublishRequest, session: Session, devices: set[str]) -
     return session.device_ids[0] if session.device_ids else None
 
 
+class DefinitionIds:
+    """(org, name) -> metric_id of the definitions this process has seen, so that a chunk whose names are all known
+    reads nothing. A definition's name never changes; one deleted meanwhile makes the upsert fail on its foreign key,
+    and the task forgets every id (`forget`) before it retries."""
+
+    def __init__(self, limit: int = 50_000) -> None:
+        self.limit = limit
+        self._ids: dict[tuple[str, str], str] = {}
+
+    def known(self, org_id: str, names: list[str]) -> dict[str, str]:
+        return {n: i for n in names if (i := self._ids.get((org_id, n))) is not None}
+
+    def remember(self, org_id: str, ids: dict[str, str]) -> None:
+        if len(self._ids) + len(ids) > self.limit:
+            self._ids.clear()
+        self._ids.update({(org_id, n): i for n, i in ids.items()})
+
+    def forget(self) -> None:
+        self._ids.clear()
+
+
+definition_ids = DefinitionIds()
+
+
 def define_metrics(conn: Connection, ctx: JobContext, names: list[str]) -> dict[str, str]:
     """name -> metric_id, creating missing definitions. Race-free: concurrent creators of one name meet at the
     unique constraint, and everyone reads the winner's id."""
     if not names:
         return {}
-    found = _definition_ids(conn, ctx.org_id, names)
+    found = definition_ids.known(ctx.org_id, names)
+    if len(found) == len(names):
+        return found
+    found.update(_definition_ids(conn, ctx.org_id, [n for n in names if n not in found]))
     missing = sorted(set(names) - found.keys())
     if missing:
         conn.execute(
-            text(
+            statement(
                 "INSERT INTO metric_definitions (metric_id, org_id, name, created_by, modified_by) "
                 "SELECT i, :o, n, :p, :p FROM unnest(CAST(:ids AS text[]), CAST(:names AS text[])) AS t(i, n) "
                 "ORDER BY n ON CONFLICT ON CONSTRAINT uq_metric_definitions_org_name DO NOTHING"
@@ -122,12 +148,13 @@ def define_metrics(conn: Connection, ctx: JobContext, names: list[str]) -> dict[
             {"o": ctx.org_id, "p": ctx.principal, "ids": [ids.metric_id() for _ in missing], "names": missing},
         )
         found.update(_definition_ids(conn, ctx.org_id, missing))
+    definition_ids.remember(ctx.org_id, found)
     return found
 
 
 def _definition_ids(conn: Connection, org_id: str, names: list[str]) -> dict[str, str]:
     rows = conn.execute(
-        text("SELECT name, metric_id FROM metric_definitions WHERE org_id = :o AND name = ANY(:n)"),
+        statement("SELECT name, metric_id FROM metric_definitions WHERE org_id = :o AND name = ANY(:n)"),
         {"o": org_id, "n": list(names)},
     )
     return {r.name: r.metric_id for r in rows}
@@ -165,7 +192,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
             f"CAST(:c4 AS int8[]), CAST(:c5 AS int8[])) AS t({ROW_COLUMNS})"
         )
         params.update({f"c{i}": list(c) for i, c in enumerate(cols)})
-        conn.execute(text(insert + select.format(source=source) + UPSERT_TAIL), params)
+        conn.execute(statement(insert + select.format(source=source) + UPSERT_TAIL), params)
         return
     with driver_connection(conn).cursor() as cur:
         cur.execute(
@@ -176,7 +203,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
             copy.set_types(["text", "text", "float8", "text", "int8", "int8"])
             for row in rows:
                 copy.write_row(row)
-    conn.execute(text(insert + select.format(source="staging_values") + UPSERT_TAIL), params)
+    conn.execute(statement(insert + select.format(source="staging_values") + UPSERT_TAIL), params)
 
 
 # -- composition ---------------------------------------------------------------------------------------------

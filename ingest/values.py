@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
+
+from ingest.db import statement
 
 RECORD_COLUMNS = (
     "v.org_id, v.metric_id, d.name, d.unit, v.session_id, v.value, v.device_id, v.invocation_id, "
@@ -17,7 +18,7 @@ def records_for_keys(conn: Connection, org_id: str, keys: list[tuple[str, str]])
         return {}
     names, sessions = zip(*sorted(set(keys)), strict=True)
     rows = conn.execute(
-        text(
+        statement(
             f"SELECT {RECORD_COLUMNS} FROM unnest(CAST(:n AS text[]), CAST(:s AS text[])) AS k(name, session_id) "
             "JOIN metric_definitions d ON d.org_id = :o AND d.name = k.name "
             "JOIN metric_values v ON v.metric_id = d.metric_id AND v.session_id = k.session_id"
@@ -29,7 +30,7 @@ def records_for_keys(conn: Connection, org_id: str, keys: list[tuple[str, str]])
 
 def records_for_session(conn: Connection, org_id: str, session_id: str, limit: int) -> list[dict]:
     rows = conn.execute(
-        text(
+        statement(
             f"SELECT {RECORD_COLUMNS} FROM metric_values v JOIN metric_definitions d USING (metric_id) "
             "WHERE v.org_id = :o AND v.session_id = :s ORDER BY d.name LIMIT :lim"
         ),

@@ -168,7 +168,7 @@ def status(
 
     from broker import CeleryBroker
     from ingest import status as status_mod
-    from ingest.logs import configure_logging
+    from ingest.logs import configure_logging, redact
     from runtime.status_screen import render
 
     settings = _settings()
@@ -177,6 +177,11 @@ def status(
         found = _remote_status(endpoint.rstrip("/"), token or settings.metrics_token)
     else:
         found = status_mod.collect(settings, CeleryBroker.from_settings(settings))
+        # Which instance answered (local only: never served over HTTP); passwords masked.
+        found["servers"] = {
+            "database": redact(settings.effective_database_url),
+            "broker": redact(settings.effective_broker_url),
+        }
     if as_json:
         typer.echo(json.dumps(found, indent=2, default=str))
     else:

@@ -13,7 +13,7 @@ from ingest import backoff, jobs
 from ingest.config import get_settings
 from ingest.db import is_transient, transaction
 from ingest.payload import decode_chunk, encode_keys
-from ingest.publish import JobContext, process_chunk
+from ingest.publish import JobContext, definition_ids, process_chunk
 from worker.app import app
 
 log = structlog.get_logger(__name__)
@@ -56,6 +56,7 @@ def process_chunk_task(self, job_id: str, seq: int, request_id: str | None = Non
                 item_keys=encode_keys(requests),
             )
     except Exception as err:
+        definition_ids.forget()  # a definition deleted meanwhile: the retry reads every id again
         if not worth_retrying(err):
             bound.exception("chunk.error")
             _give_up(job_id, seq, "RobotoServiceException", f"Processing failed: {type(err).__name__}", bound)

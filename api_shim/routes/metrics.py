@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from api_shim import wire
 from api_shim.bodies import read_json
-from api_shim.deps import RequestContext, request_context
+from api_shim.deps import RequestContext, context_of, context_openapi, request_context
 from api_shim.models import (
     BatchPublishResult,
     Data,
@@ -38,12 +38,12 @@ REQUEST_ERRORS = {cls.error_code: cls for cls in (NotFound, InvalidRequest, Ille
         202: {"model": Data[JobRecord], "description": "With `Prefer: respond-async`"},
         **error_responses(413, 429),
     },
-    openapi_extra=body_of(PublishMetricsRequest),
+    openapi_extra=body_of(PublishMetricsRequest) | context_openapi("prefer"),
 )
-async def publish(
-    request: Request, ctx: RequestContext = Depends(request_context), prefer: str | None = Header(default=None)
-):
+async def publish(request: Request):
     settings = get_settings()
+    ctx = context_of(request)
+    prefer = request.headers.get("prefer")
     body = await read_json(request)
     publish_request = parse_request(body, Limits.from_settings(settings))
     respond_async = bool(prefer and "respond-async" in prefer.lower())

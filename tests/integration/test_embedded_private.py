@@ -38,7 +38,7 @@ from runtime.embedded import (
     prepare_data_dir,
 )
 from tests.chaos.test_up_supervision import Up
-from tests.support.cli import run_cli
+from tests.support.cli import run_cli, start_cli
 from tests.support.polling import wait_until
 from tests.support.stack import stop_process
 
@@ -93,6 +93,9 @@ def test_two_instances_side_by_side_each_command_on_its_own(pair):
     status = cli(a, "status", "--json")
     assert status.returncode == 0, status.stdout + status.stderr
     assert json.loads(status.stdout)["ready"] is True
+    # status names the instance that answered: a's own servers, never b's
+    assert json.loads(status.stdout)["servers"] == {"database": a.database_url, "broker": a.broker_url}
+    assert json.loads(cli(b, "status", "--json").stdout)["servers"]["database"] == b.database_url != a.database_url
     for args in (
         ("migrate",),
         ("token", "create", "--org", org, "--principal", "a@example.com"),
@@ -101,6 +104,32 @@ def test_two_instances_side_by_side_each_command_on_its_own(pair):
         done = cli(a, *args)
         assert done.returncode == 0, done.stderr
     assert cli(b, "token", "create", "--org", org, "--principal", "b@example.com").returncode != 0  # no such org in b
+
+
+def test_servers_only_runs_the_migrated_servers_and_prints_their_urls(tmp_path: Path):
+    """`up --servers-only`: the embedded servers of the data dir, migrated, their URLs on stdout; no API, no worker."""
+    env = {"METRICS_INGEST_DATA_DIR": str(tmp_path / "data"), "METRICS_INGEST_LOG_FORMAT": "json"}
+    proc = start_cli(
+        "up", "--servers-only", env=env, own_settings=True, stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        urls: dict[str, str] = {}
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            key, _, value = line.strip().partition(": ")
+            if key in ("database", "broker"):
+                urls[key] = value
+            if len(urls) == 2:
+                break
+        sockets = EmbeddedSockets.of(tmp_path / "data")
+        assert urls == {"database": sockets.database_url(), "broker": sockets.broker_url()}
+        with psycopg.connect(urls["database"]) as conn:  # migrated
+            assert conn.execute("SELECT to_regclass('metric_values') IS NOT NULL").fetchone() == (True,)
+        children = [c.cmdline() for c in psutil.Process(proc.pid).children(recursive=True)]
+        assert not [c for c in children if "api_shim" in c or "worker" in c], children
+    finally:
+        stop_process(proc, signal.SIGTERM, timeout=60)
+    assert proc.returncode == 0
 
 
 # -- other OS accounts ---------------------------------------------------------------------------------------------
