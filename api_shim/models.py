@@ -244,6 +244,27 @@ class UpdateSessionBody(Wire):
     device_ids: list[Text] | None = Field(default=None, max_length=1000)
 
 
+class SessionBatchBody(Wire):
+    """Up to 10,000 sessions; each is checked like `POST /v1/sessions` and answered on its own."""
+
+    sessions: list[CreateSessionBody] = Field(max_length=10_000)
+
+
+class SessionBatchItem(BaseModel):
+    session_id: str | None
+    status: Literal["created", "exists", "failed"]
+    error: ErrorDetail | None = None
+
+
+class SessionBatchResult(BaseModel):
+    """One item per session, in request order. `exists`: an identical session was already stored (not an error)."""
+
+    created: int
+    existing: int
+    failed: int
+    items: list[SessionBatchItem]
+
+
 # Bodies the routes read themselves (to stream them, or to tell `{}` from null); documented, not parsed, here.
 class MetricEntry(Wire):
     name: str = Field(max_length=1020, description="[A-Za-z0-9-._~]; any other name fails its entry alone")

@@ -50,11 +50,18 @@ def get_device(conn: Connection, org_id: str, device_id: str) -> dict:
     )
 
 
-def _check_window(start_ns: int, end_ns: int) -> None:
+def window_problem(start_ns: int, end_ns: int) -> str | None:
     if start_ns < 0 or end_ns < 0:
-        raise InvalidRequest("Session times must be non-negative nanoseconds since the epoch")
+        return "Session times must be non-negative nanoseconds since the epoch"
     if end_ns < start_ns:
-        raise InvalidRequest("Session end time must not be before its start time")
+        return "Session end time must not be before its start time"
+    return None
+
+
+def _check_window(start_ns: int, end_ns: int) -> None:
+    problem = window_problem(start_ns, end_ns)
+    if problem:
+        raise InvalidRequest(problem)
 
 
 def _attach_devices(conn: Connection, org_id: str, session_id: str, device_ids: list[str]) -> None:

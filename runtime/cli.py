@@ -27,6 +27,8 @@ app.add_typer(org_app, name="org")
 app.add_typer(token_app, name="token")
 app.add_typer(device_app, name="device")
 app.add_typer(session_app, name="session")
+sessions_app = typer.Typer(no_args_is_help=True, help="Sessions in bulk, over the API.")
+app.add_typer(sessions_app, name="sessions")
 job_app = typer.Typer(no_args_is_help=True, help="Publish jobs (follow one, list its failures).")
 app.add_typer(job_app, name="job")
 jobs_app = typer.Typer(no_args_is_help=True, help="Stored jobs (retention: purge finished ones).")
@@ -387,6 +389,42 @@ def backfill(
     finally:
         client.close()
     raise typer.Exit(code)
+
+
+@sessions_app.command("import")
+def sessions_import(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV or NDJSON sessions."),
+    format: str | None = typer.Option(None, "--format", help="csv or ndjson (default: from the file extension)."),
+    endpoint: str = EndpointOption,
+    org: str | None = OrgOption,
+    api_key: str = ApiKeyOption,
+    batch_size: int = typer.Option(5000, "--batch-size", min=1, max=10_000, help="Sessions per call."),
+    parallel: int = typer.Option(2, "--parallel", min=1, max=32, help="Calls in flight."),
+    failures: Path | None = typer.Option(
+        None, "--failures", help="Where failed lines go (default: FILE.failed.ndjson beside the input)."
+    ),
+) -> None:
+    """Create sessions from a file (CSV header `session_id,start_time_ns,end_time_ns,device_ids`, devices separated
+    by `;`; or NDJSON objects of the same fields) through `POST /v1/sessions/batch`, streamed, with progress on
+    stderr. A session already stored identically counts as existing, so a re-run is harmless. Exit code 1 when any
+    line failed (they are written to the failures file)."""
+    from runtime.sessions_import import import_sessions
+
+    if format not in (None, "csv", "ndjson"):
+        raise typer.BadParameter("must be csv or ndjson", param_hint="--format")
+
+    def run(client) -> int:
+        return import_sessions(
+            client,
+            file,
+            fmt=format,
+            batch_size=batch_size,
+            parallel=parallel,
+            failures=failures,
+            echo=lambda line: typer.echo(line, err=True),
+        )
+
+    _job_command(endpoint, api_key, org, run)
 
 
 def _job_command(endpoint: str, api_key: str, org: str | None, run) -> None:

@@ -86,6 +86,10 @@ class JobClient:
         )
         return Submitted(response.json()["data"], existing=response.status_code == 200)
 
+    def create_sessions(self, sessions: list[dict]) -> dict:
+        """`POST /v1/sessions/batch`: per-item outcomes (see `metrics-ingest sessions import`)."""
+        return self._send("POST", "/v1/sessions/batch", json={"sessions": sessions}).json()["data"]
+
     def job(self, job_id: str) -> dict:
         return self._send("GET", f"/v1/metrics/jobs/{job_id}").json()["data"]
 
