@@ -1,17 +1,22 @@
-"""Read-path benchmark: our query page and aggregate through the HTTP API next to the bare SQL through psycopg.
+"""Read-path benchmark at one or more sizes, driving the service as a client would (HTTP and the CLI); plain SQL
+only for the bare baselines.
 
-Loads `--rows` metric values (default 1,000,000) with COPY into a fresh database, starts the API on it, then times
-(median of `--repeat` runs after one warm-up):
+Starts the service like `python -m bench` does (bench/stack.py), creates an org and a token with the CLI, devices
+over HTTP, then for each size in `--rows` (ascending; each size adds rows over the same two-year span):
 
-* query, first page of 10,000 rows (our endpoint also counts the window for `total_count`)
-  vs. the bare page SELECT plus the bare count(*);
-* query, a later page (keyset) vs. the bare keyset page SELECT;
-* aggregate over every row, monthly mean in UTC vs. a bare `date_trunc` GROUP BY;
-* aggregate over every row, daily max in Europe/Berlin vs. a bare `date_trunc(..., 'Europe/Berlin')` GROUP BY.
+* sessions through `POST /v1/sessions/batch` (timed; compared with the single route, 8 clients, once);
+* one value per session through `metrics-ingest backfill FILE` (timed);
+* reads (median of `--repeat` after one warm-up, a fresh keep-alive connection per phase, so no phase reuses one
+  the API closed while another phase ran): the first 10,000-row query page (with `total_count`) vs the bare page
+  SELECT plus the bare count(*); a later page (keyset) vs the bare keyset SELECT; aggregates (monthly mean UTC, daily
+  max Europe/Berlin, weekly sum Asia/Kolkata by device, monthly count of one device) vs the bare GROUP BY;
+* index bytes per stored value of metric_values, next to the index set it had before (created for the measure
+  where it is gone).
 
-Prints the ratios (ours / bare) and writes JSON under bench/results/.
+Prints `name: ours / reference = ratio (goal)` lines, then the growth of each read from the first size to the last,
+and writes JSON under bench/results/.
 
-    python bench/reads.py --rows 50000
+    python bench/reads.py --rows 1000000,10000000
 """
 
 from __future__ import annotations
@@ -20,12 +25,12 @@ import argparse
 import http.client
 import json
 import random
-import shutil
 import statistics
+import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,57 +40,119 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ingest.config import to_libpq_url  # noqa: E402
-from tests.support.servers import start_servers  # noqa: E402
-from tests.support.stack import Stack  # noqa: E402
-from tests.support.tenant import new_tenant  # noqa: E402
+from bench.stack import Servers, Service  # noqa: E402
 
 S = 1_000_000_000
 START = 1_704_067_200 * S  # 2024-01-01T00:00Z
 SPAN = 2 * 365 * 86_400 * S  # two years of sessions
 PAGE = 10_000
 METRIC = "bench.cpu"
+DEVICES = [f"robot{i:02d}" for i in range(20)]
+BATCH = 10_000
+# The index set of metric_values before issue 19, measured for reference (created temporarily when gone).
+INDEXES_BEFORE = {
+    "pk": "(metric_id, session_id)",
+    "end": "(metric_id, session_end_ns, session_id)",
+    "start": "(metric_id, session_start_ns, session_id)",
+    "org_session": "(org_id, session_id)",
+}
 
 
-def load(database_url: str, org_id: str, principal: str, rows: int, seed: int) -> str:
-    rnd = random.Random(seed)
-    metric_id = "mt_bench"
-    published = datetime(2026, 5, 1, tzinfo=UTC)
-    with psycopg.connect(to_libpq_url(database_url), autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO metric_definitions (metric_id, org_id, name, created_by, modified_by) "
-            "VALUES (%s, %s, %s, %s, %s)",
-            (metric_id, org_id, METRIC, principal, principal),
-        )
-        started = time.perf_counter()
-        with (
-            conn.cursor() as cur,
-            cur.copy(
-                "COPY metric_values (metric_id, session_id, org_id, value, device_id, invocation_id, "
-                "session_start_ns, session_end_ns, published_by, published) FROM STDIN"
-            ) as copy,
-        ):
-            for i in range(rows):
-                end = START + rnd.randrange(SPAN)
-                device = None if i % 10 == 0 else f"robot{i % 20:02d}"
-                copy.write_row(
-                    (
-                        metric_id,
-                        f"ss_{i:08d}",
-                        org_id,
-                        rnd.uniform(0, 100),
-                        device,
-                        None,
-                        end - rnd.randrange(3600 * S),
-                        end,
-                        principal,
-                        published,
-                    )
-                )
-        load_s = time.perf_counter() - started
-        conn.execute("VACUUM ANALYZE metric_values")
-    print(f"loaded {rows} rows in {load_s:.1f} s ({rows / load_s:,.0f} rows/s)")
-    return metric_id
+def cli(service: Service, *args: str, env: dict | None = None) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", *args],
+        env={**service.env(), **(env or {})},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"metrics-ingest {' '.join(args)}: {done.stderr[-2000:]}")
+    return done.stdout
+
+
+def sessions(first: int, count: int, seed: int) -> Iterator[dict]:
+    """Session i: deterministic from (seed, i), so a bigger run holds the smaller one's rows."""
+    for i in range(first, first + count):
+        rnd = random.Random(seed * 1_000_003 + i)
+        end = START + rnd.randrange(SPAN)
+        device = [] if i % 10 == 0 else [DEVICES[i % 20]]
+        yield {
+            "session_id": f"ss_{i:09d}",
+            "start_time_ns": end - rnd.randrange(3600 * S),
+            "end_time_ns": end,
+            "device_ids": device,
+            "value": round(rnd.uniform(0, 100), 3),
+        }
+
+
+def _chunks(it: Iterator[dict], size: int) -> Iterator[list[dict]]:
+    batch: list[dict] = []
+    for x in it:
+        batch.append(x)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def load(service: Service, token: str, first: int, count: int, seed: int, tmp: Path) -> dict:
+    """Sessions over the bulk route (2 calls in flight), then the values through `metrics-ingest backfill`."""
+    csv_path = tmp / f"values-{first}.csv"
+    headers = {"Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    with (
+        httpx.Client(base_url=service.url, headers=headers, timeout=600) as client,
+        ThreadPoolExecutor(2) as pool,
+        csv_path.open("w") as out,
+    ):
+        out.write("session_id,name,value\n")
+
+        def send(batch: list[dict]) -> int:
+            body = {"sessions": [{k: v for k, v in s.items() if k != "value"} for s in batch]}
+            data = client.post("/v1/sessions/batch", json=body).json()["data"]
+            if data["failed"]:
+                raise RuntimeError(f"sessions failed: {data['items'][:3]}")
+            return len(batch)
+
+        futures = []
+        for batch in _chunks(sessions(first, count, seed), BATCH):
+            out.writelines(f"{s['session_id']},{METRIC},{s['value']}\n" for s in batch)
+            futures.append(pool.submit(send, batch))
+            while len(futures) > 4:
+                futures.pop(0).result()
+        for f in futures:
+            f.result()
+    sessions_s = time.perf_counter() - started
+    started = time.perf_counter()
+    env = {"ROBOTO_API_KEY": token, "ROBOTO_SERVICE_ENDPOINT": service.url}
+    cli(service, "backfill", str(csv_path), "--plain", "--chunk-items", "50000", env=env)
+    values_s = time.perf_counter() - started
+    csv_path.unlink()
+    print(
+        f"loaded {count:,} sessions in {sessions_s:.1f} s ({count / sessions_s:,.0f}/s) and their values in "
+        f"{values_s:.1f} s ({count / values_s:,.0f}/s)",
+        flush=True,
+    )
+    return {"sessions_per_s": count / sessions_s, "values_per_s": count / values_s}
+
+
+def single_route_rate(service: Service, token: str, calls: int = 1600, clients: int = 8) -> float:
+    """Sessions/s through `POST /v1/sessions`, one session a call, `clients` threads."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def one(k: int) -> None:
+        with httpx.Client(base_url=service.url, headers=headers, timeout=60) as client:
+            for i in range(k, calls, clients):
+                body = {"session_id": f"ss_single_{i}", "start_time_ns": i, "end_time_ns": i + 1}
+                if client.post("/v1/sessions", json=body).status_code != 201:
+                    raise RuntimeError("single session route failed")
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, range(clients)))
+    return calls / (time.perf_counter() - started)
 
 
 def median_ms(fn: Callable[[], object], repeat: int) -> float:
@@ -98,148 +165,227 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
-def run(rows: int, repeat: int, seed: int) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix="bench-reads-"))
-    servers = start_servers(tmp)
-    stack = None
+class Api:
+    """POSTs on one keep-alive connection, opened fresh for each measured phase (`phase()`)."""
+
+    def __init__(self, url: str, token: str) -> None:
+        self.host, port = url.removeprefix("http://").split(":")
+        self.port = int(port)
+        self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        self.conn: http.client.HTTPConnection | None = None
+
+    def phase(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = http.client.HTTPConnection(self.host, self.port, timeout=600)
+
+    def post(self, path: str, body: dict, token: str | None = None) -> Callable[[], bytes]:
+        raw = json.dumps(body).encode()
+        url = path + (f"?page_token={token}" if token else "")
+
+        def call() -> bytes:
+            assert self.conn is not None
+            self.conn.request("POST", url, body=raw, headers=self.headers)
+            resp = self.conn.getresponse()
+            content = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"{resp.status}: {content[:500]!r}")
+            return content
+
+        return call
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+
+COLUMNS = (
+    "org_id, metric_id, session_id, value, device_id, invocation_id, session_start_ns, session_end_ns, "
+    "published_by, published"
+)
+WINDOW = "metric_id = %s AND session_end_ns >= %s AND session_end_ns < %s"
+BARE = {
+    "page": f"SELECT {COLUMNS} FROM metric_values WHERE {WINDOW} ORDER BY session_end_ns, session_id LIMIT %s",
+    "count": f"SELECT count(*) FROM metric_values WHERE {WINDOW}",
+    "keyset": f"SELECT {COLUMNS} FROM metric_values WHERE {WINDOW} AND (session_end_ns, session_id) > (%s, %s) "
+    "ORDER BY session_end_ns, session_id LIMIT %s",
+    "monthly_mean_utc": "SELECT date_trunc('month', to_timestamp(session_end_ns / 1e9) AT TIME ZONE 'UTC') AS b, "
+    f"count(*), avg(value) FROM metric_values WHERE {WINDOW} GROUP BY 1 ORDER BY 1",
+    "daily_max_berlin": "SELECT date_trunc('day', to_timestamp(session_end_ns / 1e9), 'Europe/Berlin') AS b, "
+    f"count(*), max(value) FROM metric_values WHERE {WINDOW} GROUP BY 1 ORDER BY 1",
+    "weekly_sum_kolkata_by_device": "SELECT date_trunc('week', to_timestamp(session_end_ns / 1e9), 'Asia/Kolkata') "
+    f"AS b, device_id, count(*), sum(value) FROM metric_values WHERE {WINDOW} GROUP BY 1, 2 ORDER BY 1, 2",
+    "monthly_count_one_device": "SELECT date_trunc('month', to_timestamp(session_end_ns / 1e9) AT TIME ZONE 'UTC') "
+    f"AS b, count(*) FROM metric_values WHERE {WINDOW} AND device_id = 'robot03' GROUP BY 1 ORDER BY 1",
+}
+
+
+def measure(api: Api, sql: psycopg.Connection, metric_id: str, repeat: int) -> dict:
+    lo, hi = START, START + SPAN
+    window = {"time_filter": "end_time", "start_time_ns": lo, "end_time_ns": hi}
+    ids = {"include_device_ids": {}, "include_session_ids": {}, "include_invocation_ids": {}}
+    query = {"name": METRIC, **window, **ids, "max_results": PAGE}
+    monthly = {"name": METRIC, "period": "monthly", "aggregation": "mean", **window, **ids}
+    api.phase()
+    first = json.loads(api.post("/v1/metrics/query", query)())["data"]
+    token = first["next_token"]
+    cursor = (first["items"][-1]["max_timestamp_ns"], first["items"][-1]["session_id"])
+
+    def bare(*statements: tuple[str, tuple]) -> Callable[[], object]:
+        return lambda: [sql.execute(q, p).fetchall() for q, p in statements]
+
+    w = (metric_id, lo, hi)
+    cases: dict[str, tuple[Callable, Callable]] = {
+        "query_first_page": (
+            api.post("/v1/metrics/query", query),
+            bare((BARE["page"], (*w, PAGE + 1)), (BARE["count"], w)),
+        ),
+        "query_next_page": (
+            api.post("/v1/metrics/query", query, token),
+            bare((BARE["keyset"], (*w, *cursor, PAGE + 1))),
+        ),
+        "aggregate_monthly_mean_utc": (api.post("/v1/metrics/aggregate", monthly), bare((BARE["monthly_mean_utc"], w))),
+        "aggregate_daily_max_berlin": (
+            api.post(
+                "/v1/metrics/aggregate", dict(monthly, period="daily", aggregation="max", time_zone="Europe/Berlin")
+            ),
+            bare((BARE["daily_max_berlin"], w)),
+        ),
+        "aggregate_weekly_sum_kolkata_by_device": (
+            api.post(
+                "/v1/metrics/aggregate",
+                dict(
+                    monthly, period="weekly", aggregation="sum", time_zone="Asia/Kolkata", group_by="device.device_id"
+                ),
+            ),
+            bare((BARE["weekly_sum_kolkata_by_device"], w)),
+        ),
+        "aggregate_monthly_count_one_device": (
+            api.post("/v1/metrics/aggregate", dict(monthly, aggregation="count", include_device_ids=["robot03"])),
+            bare((BARE["monthly_count_one_device"], w)),
+        ),
+    }
+    out = {}
+    for name, (ours_fn, bare_fn) in cases.items():
+        api.phase()
+        ours_ms = median_ms(ours_fn, repeat)
+        bare_ms = median_ms(bare_fn, repeat)
+        out[name] = {"ours_ms": round(ours_ms, 2), "bare_ms": round(bare_ms, 2), "ratio": round(ours_ms / bare_ms, 3)}
+    return out
+
+
+def index_bytes(sql: psycopg.Connection) -> dict:
+    """Index bytes per stored value: today's indexes of metric_values, and the set it had before (measured)."""
+    rows = sql.execute("SELECT reltuples FROM pg_class WHERE relname = 'metric_values'").fetchone()
+    values = max(float(rows[0]), 1.0)
+    now = sql.execute("SELECT pg_indexes_size('metric_values')").fetchone()[0]
+    defs = {
+        r[0]: r[1]
+        for r in sql.execute(
+            "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+            "WHERE x.indrelid = 'metric_values'::regclass"
+        )
+    }
+    before = 0
+    for key, cols in INDEXES_BEFORE.items():
+        found = next((name for name, d in defs.items() if d.endswith(f"USING btree {cols}")), None)
+        if found is None:
+            found = f"bench_before_{key}"
+            sql.execute(f"CREATE INDEX {found} ON metric_values {cols}")
+        before += sql.execute("SELECT pg_relation_size(%s::regclass)", (found,)).fetchone()[0]
+        if found.startswith("bench_before_"):
+            sql.execute(f"DROP INDEX {found}")
+    rollups = sql.execute("SELECT COALESCE(pg_total_relation_size(to_regclass('metric_rollups')), 0)").fetchone()[0]
+    return {
+        "values": int(values),
+        "index_bytes_per_value": round(now / values, 1),
+        "before_index_bytes_per_value": round(before / values, 1),
+        "rollup_bytes_per_value": round(rollups / values, 1),
+        "indexes": defs,
+    }
+
+
+def line(name: str, ours: float, reference: float, goal: str, unit: str = "ms") -> None:
+    print(f"{name}: {ours:,.1f} / {reference:,.1f} {unit} = {ours / reference:.3f} ({goal})", flush=True)
+
+
+GOALS = {
+    "query_first_page": "no goal vs bare; growth <= 2",
+    "query_next_page": "<= 1.3",
+    "aggregate_monthly_mean_utc": "<= 0.1 at 10M",
+    "aggregate_daily_max_berlin": "<= 0.1 at 10M",
+    "aggregate_weekly_sum_kolkata_by_device": "<= 0.1 at 10M",
+    "aggregate_monthly_count_one_device": "<= 0.1 at 10M",
+}
+
+
+def run(sizes: list[int], repeat: int, seed: int) -> dict:
+    servers = Servers.start()
+    service = Service(servers, servers.tmp / "logs")
+    service.log_dir.mkdir()
+    report: dict = {"sizes": {}, "repeat": repeat, "seed": seed}
     try:
-        database_url = servers.new_database()
-        stack = Stack(database_url, servers.new_broker(), tmp)
-        stack.start_api()
-        tenant = new_tenant(database_url, stack.url)
-        metric_id = load(database_url, tenant.org_id, tenant.principal, rows, seed)
-        lo, hi = START, START + SPAN
-        query_body = {
-            "name": METRIC,
-            "time_filter": "end_time",
-            "start_time_ns": lo,
-            "end_time_ns": hi,
-            "max_results": PAGE,
-            "include_device_ids": {},
-            "include_session_ids": {},
-            "include_invocation_ids": {},
-        }
-        monthly = {
-            "name": METRIC,
-            "period": "monthly",
-            "aggregation": "mean",
-            "time_filter": "end_time",
-            "start_time_ns": lo,
-            "end_time_ns": hi,
-            "include_device_ids": {},
-            "include_session_ids": {},
-            "include_invocation_ids": {},
-        }
-        daily_berlin = dict(monthly, period="daily", aggregation="max", time_zone="Europe/Berlin", week_start="monday")
-        client = httpx.Client(base_url=stack.url, headers={"Authorization": f"Bearer {tenant.token}"}, timeout=300)
-        conn = psycopg.connect(to_libpq_url(database_url), autocommit=True)
-
-        host, port = stack.url.removeprefix("http://").split(":")
-        api = http.client.HTTPConnection(host, int(port), timeout=300)  # keep-alive, little client overhead
-        headers = {"Authorization": f"Bearer {tenant.token}", "Content-Type": "application/json"}
-
-        def ours(path: str, body: dict, token: str | None = None) -> Callable[[], object]:
-            raw = json.dumps(body).encode()
-            url = path + (f"?page_token={token}" if token else "")
-
-            def call() -> bytes:
-                api.request("POST", url, body=raw, headers=headers)
-                resp = api.getresponse()
-                content = resp.read()
-                if resp.status != 200:
-                    raise RuntimeError(f"{resp.status}: {content[:500]!r}")
-                return content
-
-            return call
-
-        first = client.post("/v1/metrics/query", json=query_body).json()["data"]
-        assert len(first["items"]) == min(PAGE, rows), len(first["items"])
-        token = first["next_token"]
-        cursor_t, cursor_s = first["items"][-1]["max_timestamp_ns"], first["items"][-1]["session_id"]
-
-        columns = (
-            "org_id, metric_id, session_id, value, device_id, invocation_id, session_start_ns, session_end_ns, "
-            "published_by, published"
-        )
-        window = "metric_id = %s AND session_end_ns >= %s AND session_end_ns < %s"
-        page_sql = f"SELECT {columns} FROM metric_values WHERE {window} ORDER BY session_end_ns, session_id LIMIT %s"
-        count_sql = (
-            "SELECT count(*) FROM metric_values WHERE metric_id = %s AND session_end_ns >= %s AND session_end_ns < %s"
-        )
-        keyset_sql = (
-            f"SELECT {columns} FROM metric_values WHERE {window} "
-            "AND (session_end_ns, session_id) > (%s, %s) ORDER BY session_end_ns, session_id LIMIT %s"
-        )
-        monthly_sql = (
-            "SELECT date_trunc('month', to_timestamp(session_end_ns / 1e9) AT TIME ZONE 'UTC') AS b, count(*), "
-            "avg(value) FROM metric_values WHERE metric_id = %s AND session_end_ns >= %s AND session_end_ns < %s "
-            "GROUP BY 1 ORDER BY 1"
-        )
-        daily_sql = (
-            "SELECT date_trunc('day', to_timestamp(session_end_ns / 1e9), 'Europe/Berlin') AS b, count(*), "
-            "max(value) FROM metric_values WHERE metric_id = %s AND session_end_ns >= %s AND session_end_ns < %s "
-            "GROUP BY 1 ORDER BY 1"
-        )
-
-        def bare(*statements: tuple[str, tuple]) -> Callable[[], object]:
-            def call() -> list:
-                out = []
-                for sql, params in statements:
-                    out.append(conn.execute(sql, params).fetchall())
-                return out
-
-            return call
-
-        cases = {
-            "query_first_page": (
-                ours("/v1/metrics/query", query_body),
-                bare((page_sql, (metric_id, lo, hi, PAGE + 1)), (count_sql, (metric_id, lo, hi))),
-            ),
-            "query_next_page": (
-                ours("/v1/metrics/query", query_body, token),
-                bare((keyset_sql, (metric_id, lo, hi, cursor_t, cursor_s, PAGE + 1))),
-            ),
-            "aggregate_monthly_mean_utc": (
-                ours("/v1/metrics/aggregate", monthly),
-                bare((monthly_sql, (metric_id, lo, hi))),
-            ),
-            "aggregate_daily_max_berlin": (
-                ours("/v1/metrics/aggregate", daily_berlin),
-                bare((daily_sql, (metric_id, lo, hi))),
-            ),
-        }
-        results = {}
-        for name, (ours_fn, bare_fn) in cases.items():
-            ours_ms = median_ms(ours_fn, repeat)
-            bare_ms = median_ms(bare_fn, repeat)
-            results[name] = {
-                "ours_ms": round(ours_ms, 2),
-                "bare_ms": round(bare_ms, 2),
-                "ratio": round(ours_ms / bare_ms, 2),
-            }
-            print(f"{name:30s} ours {ours_ms:9.1f} ms   bare SQL {bare_ms:9.1f} ms   ratio {ours_ms / bare_ms:5.2f}")
-        client.close()
+        service.start_api()
+        service.start_up_layout()
+        org_id = f"og_reads_{seed}"
+        cli(service, "org", "create", org_id)
+        token = cli(service, "token", "create", "--org", org_id, "--principal", "bench@example.com").strip()
+        with httpx.Client(base_url=service.url, headers={"Authorization": f"Bearer {token}"}) as client:
+            for d in DEVICES:
+                client.post("/v1/devices", json={"device_id": d}).raise_for_status()
+        single = single_route_rate(service, token)
+        report["single_route_sessions_per_s"] = round(single, 1)
+        loaded = 0
+        api = Api(service.url, token)
+        with psycopg.connect(servers.database_url, autocommit=True) as sql:
+            for size in sizes:
+                rates = load(service, token, loaded, size - loaded, seed, servers.tmp)
+                loaded = size
+                sql.execute("VACUUM ANALYZE metric_values")
+                if sql.execute("SELECT to_regclass('metric_rollups')").fetchone()[0]:
+                    sql.execute("VACUUM ANALYZE metric_rollups")
+                metric_id = sql.execute(
+                    "SELECT metric_id FROM metric_definitions WHERE name = %s", (METRIC,)
+                ).fetchone()[0]
+                print(f"--- {size:,} rows", flush=True)
+                line("sessions_bulk_rate", rates["sessions_per_s"], single, ">= 20", "sessions/s")
+                cases = measure(api, sql, metric_id, repeat)
+                for name, c in cases.items():
+                    line(name, c["ours_ms"], c["bare_ms"], GOALS[name])
+                sizes_bytes = index_bytes(sql)
+                line(
+                    "index_bytes_per_value",
+                    sizes_bytes["index_bytes_per_value"],
+                    sizes_bytes["before_index_bytes_per_value"],
+                    "<= 0.7 at 10M",
+                    "B",
+                )
+                print(f"rollup bytes per value: {sizes_bytes['rollup_bytes_per_value']}", flush=True)
+                report["sizes"][str(size)] = {"load": rates, "cases": cases, "storage": sizes_bytes}
         api.close()
-        conn.close()
-        return {"rows": rows, "repeat": repeat, "page": PAGE, "cases": results}
+        if len(sizes) > 1:
+            small, big = report["sizes"][str(sizes[0])], report["sizes"][str(sizes[-1])]
+            print(f"--- growth {sizes[-1]:,} vs {sizes[0]:,} rows", flush=True)
+            for name in small["cases"]:
+                line(f"{name}_growth", big["cases"][name]["ours_ms"], small["cases"][name]["ours_ms"], "<= 2")
+        return report
     finally:
-        if stack is not None:
-            stack.stop()
+        service.stop()
         servers.close()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rows", default="1000000", help="Sizes, comma-separated, ascending (e.g. 1000000,10000000).")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    report = run(args.rows, args.repeat, args.seed)
+    sizes = sorted(int(x) for x in args.rows.split(","))
+    report = run(sizes, args.repeat, args.seed)
     report["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"reads-{args.rows}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path = out_dir / f"reads-{args.rows.replace(',', '-')}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path.relative_to(ROOT)}")
 

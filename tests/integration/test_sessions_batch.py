@@ -77,6 +77,22 @@ def test_batch_refuses_bad_bodies_with_the_envelope(tenant):
         assert r.status_code == 200 and r.json()["data"]["items"] == []
 
 
+def test_unstorable_text(tenant):
+    """A NUL fails its item alone; a lone surrogate anywhere is a 400 for the call, as on every route."""
+    items = [
+        {"session_id": "a\u0000b", "start_time_ns": 1, "end_time_ns": 2},
+        {"session_id": "ss_u1", "start_time_ns": 1, "end_time_ns": 2, "device_ids": ["d\u0000"]},
+        {"session_id": "ss_u2", "start_time_ns": 1, "end_time_ns": 2},
+    ]
+    with tenant.client(**{"Content-Type": "application/json"}) as c:
+        r = c.post("/v1/sessions/batch", content=json.dumps({"sessions": items}))
+        assert r.status_code == 200, r.text
+        assert [i["status"] for i in r.json()["data"]["items"]] == ["failed", "failed", "created"]
+        bad = [{"session_id": "a\ud877b", "start_time_ns": 1, "end_time_ns": 2}]
+        r = c.post("/v1/sessions/batch", content=json.dumps({"sessions": bad}))
+        assert r.status_code == 400 and r.json()["error"]["error_code"] == "RobotoInvalidRequestException"
+
+
 def test_batch_of_ten_thousand_then_publish(tenant):
     tenant.device("dv_many")
     items = [
