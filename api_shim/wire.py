@@ -35,7 +35,10 @@ class OrjsonResponse(JSONResponse):
     """JSON encoded by orjson (several times faster than the standard library's encoder on records)."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_NON_STR_KEYS)
+        except orjson.JSONEncodeError:  # e.g. a lone surrogate echoed from the request: the standard encoder's
+            return super().render(content)  # UnicodeEncodeError is answered as a 400, as before orjson
 
 
 def respond(payload: Any, status_code: int = 200) -> JSONResponse:
