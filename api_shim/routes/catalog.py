@@ -97,6 +97,12 @@ async def create_sessions(request: Request, ctx: RequestContext = Depends(reques
     """Create up to 10,000 sessions in one call. Each item is answered on its own (`created`, `exists` for an
     identical stored session, or `failed` with the error the single route would give); the call itself fails
     only for a body that is not `{"sessions": [...]}`."""
+
+    def authorize() -> None:  # who, and for which org, before the body is read: 401 and 404 first, as on every route
+        with ctx.acting(write=True):
+            pass
+
+    await run_in_threadpool(authorize)
     raws = _batch_items(await read_json(request))
     items = [_batch_item(raw) for raw in raws]
 

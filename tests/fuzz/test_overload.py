@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fuzz.config import schemathesis_config
 from tests.support.stack import Stack
 from tests.support.tenant import Tenant, new_tenant
 
@@ -25,27 +26,6 @@ PUBLISHERS = 4
 BULK_JOBS = 5
 BULK_ITEMS = 20_000
 BACKLOG_LIMIT = 30_000  # under the bulk load (5 x 20,000): some submits must wait
-
-CONFIG = """
-headers = {{ Authorization = "Bearer {token}", "X-Roboto-Org-Id" = "{org}" }}
-hooks = "tests.fuzz.schemathesis_hooks"
-
-[generation]
-max-examples = 2
-
-[phases.coverage]
-enabled = false
-
-[phases.stateful]
-enabled = false
-
-[parameters]
-session_id = "ss_fuzz"
-device_id = "dv_fuzz"
-name = "fuzz.a"
-"x-roboto-org-id" = "{org}"
-"x-roboto-resource-owner-id" = "{org}"
-"""
 
 
 class Load:
@@ -115,7 +95,7 @@ def test_overload_is_shed_with_429_never_5xx(make_stack, tmp_path: Path):
         thread.start()
     try:
         config = tmp_path / "schemathesis.toml"
-        config.write_text(CONFIG.format(token=tenant.token, org=tenant.org_id))
+        config.write_text(schemathesis_config(tenant.token, tenant.org_id, max_examples=2))
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run"]

@@ -13,30 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.fuzz.config import schemathesis_config
 from tests.support.jobs import wait_for_job
 from tests.support.stack import Stack
 from tests.support.tenant import new_tenant
 
-CONFIG = """
-headers = {{ Authorization = "Bearer {token}", "X-Roboto-Org-Id" = "{org}" }}
-hooks = "tests.fuzz.schemathesis_hooks"
-
-[generation]
-max-examples = 15
-
-[phases.coverage]
-enabled = false
-
-[phases.stateful]
-enabled = false
-
-[parameters]
-session_id = "ss_fuzz"
-device_id = "dv_fuzz"
-job_id = "{job}"
-name = "fuzz.a"
-"x-roboto-org-id" = "{org}"
-"x-roboto-resource-owner-id" = "{org}"
+MORE = """job_id = "{job}"
 
 [[operations]]
 include-name = "DELETE /v1/metrics/definition/{{name}}"
@@ -82,7 +64,8 @@ def test_schemathesis_finds_the_document_exact(stack: Stack, tmp_path: Path):
     found = {key: r.json()["data"]["next_token"] for key, r in tokens.items()}
     assert all(found.values()), found
     config = tmp_path / "schemathesis.toml"
-    config.write_text(CONFIG.format(token=tenant.token, org=tenant.org_id, job=jobs[0], **found))
+    more = MORE.format(job=jobs[0], **found)
+    config.write_text(schemathesis_config(tenant.token, tenant.org_id, max_examples=15, more=more))
     root = Path(__file__).resolve().parents[2]
     out = subprocess.run(
         [sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "--no-color", "run"]

@@ -97,6 +97,9 @@ BODIES = {
         "start_time_ns": 1,
         "end_time_ns": 2,
     },
+    ("post", "/v1/sessions/batch"): lambda ids: {
+        "sessions": [{"session_id": "s-" + secrets.token_hex(3), "start_time_ns": 1, "end_time_ns": 2}]
+    },
     ("put", "/v1/sessions/{session_id}"): lambda ids: {"start_time_ns": 1, "end_time_ns": 5},
     ("post", "/v1/metrics"): lambda ids: {"session_id": ids["session_id"], "metrics": [{"name": "m", "value": 1}]},
     ("post", "/v1/metrics/jobs"): lambda ids: {
