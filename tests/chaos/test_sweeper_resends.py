@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-from ingest import jobs
 from ingest.config import Settings
 from ingest.db import make_engine
 from ingest.payload import PublishRequest
 from tests.chaos.checks import assert_all_stored, job_requests
-from tests.support.jobs import wait_for_job
+from tests.support.jobs import store_job, wait_for_job
 from tests.support.tenant import new_tenant
 
 pytestmark = pytest.mark.slow
@@ -30,14 +29,10 @@ def test_job_committed_but_never_enqueued_is_sent_by_the_sweeper(fresh, stack_on
     engine = make_engine(Settings(database_url=database_url, broker_url=broker_url), pool_size=1)
     try:
         with engine.begin() as conn:
-            job = jobs.create_job(
+            job_id = store_job(
                 conn,
-                org_id=tenant.org_id,
-                principal=tenant.principal,
-                invocation_id=None,
-                source="jobs",
-                lane="bulk",
-                requests=[
+                tenant,
+                [
                     PublishRequest(r["session_id"], r["device_id"], [(m["name"], m["value"]) for m in r["metrics"]])
                     for r in body
                 ],
@@ -47,11 +42,11 @@ def test_job_committed_but_never_enqueued_is_sent_by_the_sweeper(fresh, stack_on
         engine.dispose()
     # No message was sent: nothing happens until a worker's sweeper notices the chunks (REQUEUE_AFTER_S=3).
     with tenant.client() as client:
-        state = client.get(f"/v1/metrics/jobs/{job.job_id}").json()["data"]["state"]
+        state = client.get(f"/v1/metrics/jobs/{job_id}").json()["data"]["state"]
     assert state == "queued"
 
     stack.start_worker()
-    wait_for_job(tenant, job.job_id, 120)
-    assert_all_stored(tenant, job.job_id, body)
-    resent = [line for line in stack.logs().splitlines() if "sweeper.resent" in line and job.job_id in line]
+    wait_for_job(tenant, job_id, 120)
+    assert_all_stored(tenant, job_id, body)
+    resent = [line for line in stack.logs().splitlines() if "sweeper.resent" in line and job_id in line]
     assert resent, "the job completed without the sweeper sending it"

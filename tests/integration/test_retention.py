@@ -8,11 +8,10 @@ import re
 
 import httpx
 
-from ingest import jobs
 from ingest.db import transaction
 from ingest.payload import PublishRequest
 from tests.support.cli import run_cli
-from tests.support.jobs import submit_job, wait_for_job
+from tests.support.jobs import store_job, submit_job, wait_for_job
 from tests.support.polling import wait_until
 from tests.support.tenant import Tenant, new_tenant
 
@@ -85,16 +84,7 @@ def test_purge_removes_old_finished_jobs_only(stack, tenant):
         _age(tenant, job["job_id"], 3)
     # a job accepted long ago and not finished (no worker took it yet) is never touched, however old
     with transaction() as conn:
-        waiting = jobs.create_job(
-            conn,
-            org_id=tenant.org_id,
-            principal=tenant.principal,
-            invocation_id=None,
-            source="jobs",
-            lane="bulk",
-            requests=[PublishRequest(tenant.session(), None, [("ret.waiting", 1.0)])],
-            chunk_items=5000,
-        ).job_id
+        waiting = store_job(conn, tenant, [PublishRequest(tenant.session(), None, [("ret.waiting", 1.0)])], 5000)
     tenant.sql("UPDATE jobs SET created = now() - interval '30 days' WHERE job_id = %s", waiting)
     # no message was sent: keep the sweeper from sending one while the test runs
     tenant.sql("UPDATE job_chunks SET enqueued_at = now() + interval '1 hour' WHERE job_id = %s", waiting)

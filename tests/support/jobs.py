@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+from sqlalchemy.engine import Connection
 
+from ingest import jobs
 from ingest.jobs import TERMINAL_STATES
+from ingest.payload import PublishRequest
 from tests.support.polling import wait_until
 from tests.support.tenant import Tenant
 
@@ -34,3 +37,19 @@ def submit_job(client: httpx.Client, requests: list[dict], lane: str = "bulk") -
     submitted = client.post("/v1/metrics/jobs", json={"requests": requests}, params={"lane": lane})
     assert submitted.status_code == 202, submitted.text
     return submitted.json()["data"]["job_id"]
+
+
+def store_job(conn: Connection, tenant: Tenant, requests: list[PublishRequest], chunk_items: int) -> str:
+    """A bulk job stored straight through the job store, as the API's accept does, but with no message sent: what
+    the sweeper (or a purge) finds when a send was lost. Returns its id."""
+    job = jobs.create_job(
+        conn,
+        org_id=tenant.org_id,
+        principal=tenant.principal,
+        invocation_id=None,
+        source="jobs",
+        lane="bulk",
+        requests=requests,
+        chunk_items=chunk_items,
+    )
+    return job.job_id
