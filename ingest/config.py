@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     # Workers
     worker_concurrency: int = Field(2, ge=1, le=64)
     interactive_worker: bool = True  # `up` also runs a worker process that serves only the interactive lane
+    # `up` gives up (exits non-zero) when one child died more than this many times within the window.
+    up_max_restarts: int = Field(5, ge=0, le=1000)
+    up_restart_window_s: float = Field(60.0, gt=0)
     chunk_items: int = Field(5000, ge=1, le=100_000)  # items per chunk (one Celery message, one upsert)
     interactive_max_items: int = Field(2000, ge=1)  # jobs up to this size go to the interactive lane
     task_time_limit_s: int = Field(300, ge=10)

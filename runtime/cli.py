@@ -101,7 +101,14 @@ def up(
     """Run the whole service: embedded PostgreSQL + Redis (unless URLs are set), migrations, API and workers."""
     from runtime.supervisor import Supervisor
 
-    raise typer.Exit(Supervisor(_settings(), servers_only=servers_only).run())
+    settings = _settings()
+    supervisor = Supervisor(
+        settings,
+        servers_only=servers_only,
+        max_restarts=settings.up_max_restarts,
+        restart_window_s=settings.up_restart_window_s,
+    )
+    raise typer.Exit(supervisor.run())
 
 
 @app.command()

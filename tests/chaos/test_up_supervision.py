@@ -151,12 +151,17 @@ def test_up_gives_up_on_a_child_that_keeps_dying(up):
     with socket.socket() as taken:  # the API cannot bind its port: it dies at once, every time
         taken.bind(("127.0.0.1", 0))
         taken.listen()
-        u = up(METRICS_INGEST_API_PORT=str(taken.getsockname()[1]))
+        # A window long enough for a loaded machine, where one start of the API alone may take 20 s.
+        u = up(
+            METRICS_INGEST_API_PORT=str(taken.getsockname()[1]),
+            METRICS_INGEST_UP_MAX_RESTARTS="3",
+            METRICS_INGEST_UP_RESTART_WINDOW_S="900",
+        )
         assert u.process is not None
-        code = u.process.wait(120)
+        code = u.process.wait(600)
     assert code != 0
     text = u.text()
-    assert "api died 6 times" in text and "giving up" in text
-    assert text.count("up.child_restarting") >= 5
+    assert "api died 4 times within 900 s" in text and "giving up" in text
+    assert text.count("up.child_restarting") >= 3
     # Every other child was stopped with it.
     assert not [p for p in psutil.process_iter(["cmdline"]) if str(u.data_dir) in " ".join(p.info["cmdline"] or [])]
