@@ -39,6 +39,8 @@ def _sdk062_python() -> str:
     python = SDK062_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(SDK062_VENV)], check=True)
+    # Also when an earlier run was cut off between creating the venv and installing into it.
+    if subprocess.run([str(python), "-c", "import roboto"], capture_output=True).returncode != 0:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "roboto==0.62.0"], check=True)
     return str(python)
 
