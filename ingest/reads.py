@@ -362,9 +362,10 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
         else:
             total_count = count_raw(conn, where, params)
     else:
-        total_count = position.get("c")
-        if isinstance(total_count, bool) or not isinstance(total_count, int):
+        carried = position.get("c")
+        if isinstance(carried, bool) or not isinstance(carried, int):
             raise InvalidRequest("page_token is not a valid page token")
+        total_count = carried
     keyset = "TRUE" if first else _keyset(spec, position, params)
     group_col = spec.filters.group_expr or "CAST(NULL AS text)"
     params["limit"] = spec.limit + 1
@@ -471,7 +472,8 @@ def count_raw(conn: Connection, where: str, params: dict) -> int:
 
 HOUR_NS = 3600 * 1_000_000_000
 DAY_NS = 24 * HOUR_NS
-KIND_OF_COLUMN = {"session_end_ns": 0, "session_start_ns": 1}
+KIND_OF_COLUMN = {"session_end_ns": 0, "session_start_ns": 1}  # cells per device; + ALL_DEVICES: over all devices
+ALL_DEVICES = 2
 
 
 def rollups_apply(filters: Filters) -> bool:
@@ -500,9 +502,12 @@ def _combined_sql(metric_id: str, filters: Filters, edges: list[int], lo: int, h
     bucket and whose UTC day has no dirty row, plus the raw rows of every other hour (fringe hours, dirty days).
     Cells and dirty rows are read by one statement, hence in one snapshot (the argument in ingest/rollups.py)."""
     column = filters.time_column
+    grouped = filters.group_expr is not None
+    any_device = not grouped and filters.device_ids is NOT_SET
     params: dict[str, Any] = {
         "metric_id": metric_id,
-        "kind": KIND_OF_COLUMN[column],
+        # kinds 2/3 hold one cell per hour over all devices: enough when no device matters
+        "kind": KIND_OF_COLUMN[column] + (ALL_DEVICES if any_device else 0),
         "lo": lo,
         "hi": hi,
         "last_hour": hi - HOUR_NS,
@@ -514,7 +519,6 @@ def _combined_sql(metric_id: str, filters: Filters, edges: list[int], lo: int, h
     params["f_lo"] = [max(h, lo) for h in fringe]
     params["f_hi"] = [min(h + HOUR_NS, hi) for h in fringe]
     params["f_day"] = [h // DAY_NS for h in fringe]
-    grouped = filters.group_expr is not None
     cell_group = "c.device_id" if grouped else "CAST(NULL AS text)"
     raw_group = "v.device_id" if grouped else "CAST(NULL AS text)"
     edges_sql = "CAST(:edges AS bigint[])"

@@ -1,6 +1,7 @@
 """Rollups: count, sum, min and max of a metric's values per UTC hour, session time kind and device
-(`metric_rollups`), recomputed in the background from the raw rows, so that an aggregate over months reads a few
-cells per hour instead of every value.
+(`metric_rollups`; kinds 0/1 = session end/start time per device, 2/3 = the same over all devices, so that a read
+without a device filter or grouping reads one cell per hour instead of one per device), recomputed in the
+background from the raw rows, so that an aggregate over months reads a few cells per hour instead of every value.
 
 The write path only marks what it touched: statement-level triggers on `metric_values` (migration 0007) append the
 distinct (metric, UTC day) pairs of the session start and end times of the rows a statement inserted, updated (old
@@ -14,8 +15,8 @@ transaction holding a transaction-level advisory lock (one sweeper at a time; an
 
   a. it reads up to `pairs` dirty (metric, day) pairs, and the ids of all their dirty rows;
   b. deletes the cells of those days (both kinds);
-  c. inserts the cells recomputed from `metric_values` (GROUP BY hour and device, on the end time for kind 0 and
-     on the start time for kind 1, each a range scan of the time index);
+  c. inserts the cells recomputed from `metric_values` (GROUP BY GROUPING SETS ((hour, device), (hour)), on the end
+     time for kinds 0 and 2 and on the start time for kinds 1 and 3, each a range scan of the time index);
   d. deletes exactly the dirty rows whose ids it read in (a), and commits. A serialization failure (a definition
      deleted meanwhile) rolls the batch back; it is retried.
 
@@ -51,7 +52,8 @@ ROLLUP_LOCK = 727276
 HOUR_NS = 3600 * 1_000_000_000
 DAY_NS = 24 * HOUR_NS
 MAX_NS = 2**63 - 1
-KINDS = {0: "session_end_ns", 1: "session_start_ns"}  # kind -> metric_values column
+KINDS = {0: "session_end_ns", 1: "session_start_ns"}  # kind -> metric_values column (cells per device)
+ALL_DEVICES = 2  # kind + 2: the same hour over all devices (device_id NULL), read when no device matters
 DEFAULT_PAIRS = 200  # (metric, day) pairs per batch
 HEAD_SCAN = 20_000  # dirty rows looked at (oldest first) to pick the pairs of a batch
 RETRIES = 5
@@ -98,13 +100,17 @@ _PAIRS = (
 
 
 def _insert_cells(kind: int) -> str:
+    """Cells per (hour, device) as `kind`, and per hour over all devices as `kind + 2`, from one scan."""
     column = KINDS[kind]
+    hour = hour_of("v." + column)
     return (
         "INSERT INTO metric_rollups (metric_id, kind, hour_ns, device_id, n, total, lo, hi) "
-        f"SELECT p.metric_id, {kind}, c.hour_ns, c.device_id, c.n, c.total, c.lo, c.hi FROM {_PAIRS} "
-        f"CROSS JOIN LATERAL (SELECT {hour_of('v.' + column)} AS hour_ns, v.device_id, count(*) AS n, "
-        "sum(v.value) AS total, min(v.value) AS lo, max(v.value) AS hi FROM metric_values v "
-        f"WHERE {value_range('v', column, 'p.metric_id', 'p.lo', 'p.hi')} GROUP BY 1, 2) AS c"
+        f"SELECT p.metric_id, CASE WHEN c.all_devices = 1 THEN {kind + ALL_DEVICES} ELSE {kind} END, c.hour_ns, "
+        f"c.device_id, c.n, c.total, c.lo, c.hi FROM {_PAIRS} "
+        f"CROSS JOIN LATERAL (SELECT {hour} AS hour_ns, v.device_id, GROUPING(v.device_id) AS all_devices, "
+        "count(*) AS n, sum(v.value) AS total, min(v.value) AS lo, max(v.value) AS hi FROM metric_values v "
+        f"WHERE {value_range('v', column, 'p.metric_id', 'p.lo', 'p.hi')} "
+        f"GROUP BY GROUPING SETS (({hour}, v.device_id), ({hour}))) AS c"
     )
 
 
@@ -135,7 +141,7 @@ def refresh_batch(conn: Connection, *, pairs: int, quiet_s: float, max_delay_s: 
     conn.execute(
         text(
             f"DELETE FROM metric_rollups c USING {_PAIRS} WHERE c.metric_id = p.metric_id "
-            "AND c.kind = ANY('{0,1}'::smallint[]) AND c.hour_ns >= p.lo AND c.hour_ns < p.hi"
+            "AND c.kind = ANY('{0,1,2,3}'::smallint[]) AND c.hour_ns >= p.lo AND c.hour_ns < p.hi"
         ),
         params,
     )

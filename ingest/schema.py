@@ -238,8 +238,8 @@ console_signin_attempts = Table(
 )
 
 # Rollups (ingest/rollups.py): count, sum, min, max of a metric's values per UTC hour, time kind (0 = session end,
-# 1 = session start) and device. Recomputed per (metric, UTC day) by the workers' sweep; no primary key (device_id
-# is nullable and the sweep deletes, then inserts).
+# 1 = session start, per device; 2 / 3 = the same over all devices) and device. Recomputed per (metric, UTC day)
+# by the workers' sweep; no primary key (device_id is nullable and the sweep deletes, then inserts).
 metric_rollups = Table(
     "metric_rollups",
     metadata,

@@ -1,5 +1,6 @@
 """Rollups for aggregates (issue 19): count, sum, min and max of a metric's values per UTC hour, session time kind
-(0 = end time, 1 = start time) and device, in `metric_rollups`, recomputed in the background (ingest/rollups.py).
+(0 = end time, 1 = start time, per device; 2 and 3 = the same over all devices, device_id NULL) and device, in
+`metric_rollups`, recomputed in the background (ingest/rollups.py).
 
 The write path only marks what it touched: statement-level triggers on `metric_values` (insert, update, delete; with
 transition tables, so a 50,000-row upsert costs one extra INSERT of its few distinct (metric, UTC day) pairs) append
