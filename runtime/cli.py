@@ -366,10 +366,12 @@ def rollups_refresh(
 
     started = time.monotonic()
     total = rollups.Refreshed()
+    busy = False
     with database():
         while True:
             done, _more = rollups.refresh(pairs=pairs)
             total += done
+            busy = done.busy
             with transaction() as conn:
                 left = rollups.backlog(conn)
             if not wait or left == 0:
@@ -378,7 +380,7 @@ def rollups_refresh(
                 time.sleep(0.2)  # another sweeper holds the lock, or rows are being marked right now
     typer.echo(
         f"refreshed {total.pairs} day(s) into {total.cells} cell(s) in {time.monotonic() - started:.1f} s; "
-        f"dirty rows left: {left}" + (" (another sweep is running)" if total.busy and left else "")
+        f"dirty rows left: {left}" + (" (another sweep is running)" if busy and left else "")
     )
 
 
