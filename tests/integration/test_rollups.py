@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import psycopg
 from alembic import command
 
@@ -97,3 +98,5 @@ def test_refresh_drains_and_aggregates_stay_the_same(tenant):
         assert abs(a["value"] - b["value"]) <= 1e-9 * max(1.0, abs(b["value"]))
     status = run_cli("status", "--json")
     assert json.loads(status.stdout)["rollups"]["dirty_rows"] is not None
+    scraped = httpx.get(tenant.api_url + "/metrics", timeout=10)
+    assert "metrics_ingest_rollup_dirty_rows " in scraped.text
