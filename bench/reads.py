@@ -6,6 +6,7 @@ over HTTP, then for each size in `--rows` (ascending; each size adds rows over t
 
 * sessions through `POST /v1/sessions/batch` (timed; compared with the single route, 8 clients, once);
 * one value per session through `metrics-ingest backfill FILE` (timed);
+* the rollups drained with `metrics-ingest rollups refresh --wait` (timed; skipped on a version without them);
 * reads (median of `--repeat` after one warm-up, a fresh keep-alive connection per phase, so no phase reuses one
   the API closed while another phase ran): the first 10,000-row query page (with `total_count`) vs the bare page
   SELECT plus the bare count(*); a later page (keyset) vs the bare keyset SELECT; aggregates (monthly mean UTC, daily
@@ -136,6 +137,21 @@ def load(service: Service, token: str, first: int, count: int, seed: int, tmp: P
         flush=True,
     )
     return {"sessions_per_s": count / sessions_s, "values_per_s": count / values_s}
+
+
+def drain_rollups(service: Service) -> float | None:
+    """`metrics-ingest rollups refresh --wait` after a load (the workers' sweep would get there on its own, after
+    its quiet delay): timed and printed. None on a service without rollups."""
+    started = time.perf_counter()
+    try:
+        out = cli(service, "rollups", "refresh", "--wait", "--pairs", "200")
+    except RuntimeError as err:
+        if "No such command" not in str(err):
+            raise
+        return None
+    took = time.perf_counter() - started
+    print(f"rollups refresh --wait: {took:.1f} s ({out.strip()})", flush=True)
+    return took
 
 
 def single_route_rate(service: Service, token: str, calls: int = 1600, clients: int = 8) -> float:
@@ -341,6 +357,7 @@ def run(sizes: list[int], repeat: int, seed: int) -> dict:
             for size in sizes:
                 rates = load(service, token, loaded, size - loaded, seed, servers.tmp)
                 loaded = size
+                rates["rollups_refresh_s"] = drain_rollups(service)
                 sql.execute("VACUUM ANALYZE metric_values")
                 if sql.execute("SELECT to_regclass('metric_rollups')").fetchone()[0]:
                     sql.execute("VACUUM ANALYZE metric_rollups")

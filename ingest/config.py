@@ -74,6 +74,15 @@ class Settings(BaseSettings):
     job_retention: int = 7 * 86400
     purge_interval_s: float = Field(60.0, gt=0, le=60)
     worker_alive_s: float = Field(30.0, gt=0)  # readiness: a worker heartbeat must be newer than this
+    # Rollups (ingest/rollups.py): the sweep recomputes a dirty (metric, UTC day) once it has had no new write for
+    # `rollup_quiet_s` (a bulk load is not slowed by recomputing the days it keeps touching), or once its oldest
+    # mark waited `rollup_max_delay_s`; `rollup_batch_pairs` days per transaction, at most `rollup_tick_s` of
+    # work per sweep tick. Reads are exact either way (dirty days are read raw); this only decides how soon
+    # aggregates get fast again after writes.
+    rollup_quiet_s: float = Field(5.0, ge=0)
+    rollup_max_delay_s: float = Field(300.0, ge=0)
+    rollup_batch_pairs: int = Field(50, ge=1, le=100_000)
+    rollup_tick_s: float = Field(2.0, gt=0)
 
     # Roboto publish (synchronous): how long the API waits for the worker before answering 503
     publish_wait_s: float = Field(25.0, gt=0)

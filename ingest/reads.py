@@ -144,9 +144,15 @@ def window_ns(value: object, field_name: str, default: int | None) -> int:
     return value
 
 
+def value_range(alias: str, column: str, metric: str, lo: str, hi: str) -> str:
+    """The one predicate of every raw range scan of metric_values (reads here, recomputes in ingest/rollups.py):
+    the rows of `metric` whose `column` lies in [lo, hi), all SQL expressions. The time indexes serve it; when they
+    change, this is the one place to follow."""
+    return f"{alias}.metric_id = {metric} AND {alias}.{column} >= {lo} AND {alias}.{column} < {hi}"
+
+
 def where_sql(metric_id: str, filters: Filters, lo: int, hi: int) -> tuple[str, dict]:
-    col = f"v.{filters.time_column}"
-    parts = ["v.metric_id = :metric_id", f"{col} >= :lo", f"{col} < :hi"]
+    parts = [value_range("v", filters.time_column, ":metric_id", ":lo", ":hi")]
     params: dict[str, Any] = {"metric_id": metric_id, "lo": lo, "hi": hi}
     for name, column, value in (
         ("devices", "v.device_id", filters.device_ids),
@@ -343,11 +349,15 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
     if spec.start_ns >= hi:
         return QueryPage([], None, 0, groups.total, groups.truncated)
     if first:
-        total_count = conn.execute(text(f"SELECT count(*) FROM metric_values v WHERE {where}"), params).scalar_one()
+        if rollups_apply(spec.filters) and spec.filters.group_expr is None:
+            total_count = count_combined(conn, spec.metric["metric_id"], spec.filters, spec.start_ns, hi)
+        else:
+            total_count = count_raw(conn, where, params)
     else:
-        total_count = position.get("c")
-        if isinstance(total_count, bool) or not isinstance(total_count, int):
+        carried = position.get("c")
+        if isinstance(carried, bool) or not isinstance(carried, int):
             raise InvalidRequest("page_token is not a valid page token")
+        total_count = carried
     keyset = "TRUE" if first else _keyset(spec, position, params)
     group_col = spec.filters.group_expr or "CAST(NULL AS text)"
     params["limit"] = spec.limit + 1
@@ -413,6 +423,14 @@ def parse_aggregation(aggregation: object) -> str:
 
 
 def aggregate(conn: Connection, spec: AggregateSpec) -> AggregateResult:
+    """From the rollups where the filters allow (time window, devices, group_by device), else from raw rows."""
+    if rollups_apply(spec.filters):
+        return aggregate_combined(conn, spec)
+    return aggregate_raw(conn, spec)
+
+
+def aggregate_raw(conn: Connection, spec: AggregateSpec) -> AggregateResult:
+    """Every value in the window, grouped by bucket: the reference the rollups are compared with."""
     lo, hi = periods.clamp_window(spec.start_ns, spec.end_ns)
     edges = periods.period_edges(lo, hi, spec.period, spec.zone, spec.week_start)
     if not edges:
@@ -435,3 +453,138 @@ def aggregate(conn: Connection, spec: AggregateSpec) -> AggregateResult:
     ).all()
     buckets = [Bucket(edges[r.b - 1], edges[r.b], r.total, r.value, r.g) for r in rows]
     return AggregateResult(buckets, groups.total, groups.truncated)
+
+
+def count_raw(conn: Connection, where: str, params: dict) -> int:
+    return int(conn.execute(text(f"SELECT count(*) FROM metric_values v WHERE {where}"), params).scalar_one())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rollups (ingest/rollups.py keeps them): cells for whole clean hours, raw rows for the rest, in one statement
+
+HOUR_NS = 3600 * 1_000_000_000
+DAY_NS = 24 * HOUR_NS
+KIND_OF_COLUMN = {"session_end_ns": 0, "session_start_ns": 1}  # cells per device; + ALL_DEVICES: over all devices
+ALL_DEVICES = 2
+
+
+def rollups_apply(filters: Filters) -> bool:
+    """Cells hold (hour, device) only: a filter on sessions, invocations or a condition needs the raw rows."""
+    return filters.session_ids is NOT_SET and filters.invocation_ids is NOT_SET and filters.condition is None
+
+
+def _device_clause(expr: str, device_ids: Any, params: dict) -> str:
+    if device_ids is NOT_SET:
+        return "TRUE"
+    if device_ids is None:
+        return f"{expr} IS NULL"
+    params["devices"] = device_ids
+    return f"{expr} = ANY(CAST(:devices AS text[]))"
+
+
+def fringe_hours(points: list[int], lo: int, hi: int) -> list[int]:
+    """The hours holding a bucket or window edge that is not on the hour (a :30/:45 zone's midnight, a window ending
+    at 10:17): their cells mix buckets or reach outside the window, so their rows are read raw."""
+    return sorted({p - p % HOUR_NS for p in points if lo <= p <= hi and p % HOUR_NS})
+
+
+def _combined_sql(metric_id: str, filters: Filters, edges: list[int], lo: int, hi: int) -> tuple[str, dict]:
+    """CTEs ending in `combined (b, g, n, s, lo, hi)`: per bucket of `edges` (width_bucket) and group, the count,
+    sum, min and max of the values in [lo, hi), from the cells of hours that lie wholly inside the window and one
+    bucket and whose UTC day has no dirty row, plus the raw rows of every other hour (fringe hours, dirty days).
+    Cells and dirty rows are read by one statement, hence in one snapshot (the argument in ingest/rollups.py)."""
+    column = filters.time_column
+    grouped = filters.group_expr is not None
+    any_device = not grouped and filters.device_ids is NOT_SET
+    params: dict[str, Any] = {
+        "metric_id": metric_id,
+        # kinds 2/3 hold one cell per hour over all devices: enough when no device matters
+        "kind": KIND_OF_COLUMN[column] + (ALL_DEVICES if any_device else 0),
+        "lo": lo,
+        "hi": hi,
+        "last_hour": hi - HOUR_NS,
+        "day_lo": lo // DAY_NS,
+        "day_hi": (hi - 1) // DAY_NS,
+        "edges": edges,
+    }
+    fringe = fringe_hours([*edges, lo, hi], lo, hi)
+    params["f_lo"] = [max(h, lo) for h in fringe]
+    params["f_hi"] = [min(h + HOUR_NS, hi) for h in fringe]
+    params["f_day"] = [h // DAY_NS for h in fringe]
+    cell_group = "c.device_id" if grouped else "CAST(NULL AS text)"
+    raw_group = "v.device_id" if grouped else "CAST(NULL AS text)"
+    edges_sql = "CAST(:edges AS bigint[])"
+    sql = (
+        "WITH dirty AS (SELECT DISTINCT day FROM rollup_dirty WHERE metric_id = :metric_id "
+        "AND day >= :day_lo AND day <= :day_hi), "
+        "ranges AS (SELECT f.a, f.b FROM unnest(CAST(:f_lo AS bigint[]), CAST(:f_hi AS bigint[]), "
+        "CAST(:f_day AS bigint[])) AS f(a, b, day) WHERE f.day NOT IN (SELECT day FROM dirty) "
+        f"UNION ALL SELECT greatest(d.day * {DAY_NS}, :lo), "
+        f"CAST(least(CAST(d.day + 1 AS numeric) * {DAY_NS}, :hi) AS bigint) FROM dirty d), "
+        f"cells AS (SELECT width_bucket(c.hour_ns, {edges_sql}) AS b, {cell_group} AS g, "
+        "CAST(sum(c.n) AS bigint) AS n, "
+        "sum(c.total) AS s, min(c.lo) AS lo, max(c.hi) AS hi FROM metric_rollups c "
+        "WHERE c.metric_id = :metric_id AND c.kind = :kind AND c.hour_ns >= :lo AND c.hour_ns <= :last_hour "
+        f"AND width_bucket(c.hour_ns, {edges_sql}) = width_bucket(c.hour_ns + {HOUR_NS - 1}, {edges_sql}) "
+        "AND rollup_day(c.hour_ns) NOT IN (SELECT day FROM dirty) "
+        f"AND {_device_clause('c.device_id', filters.device_ids, params)} "
+        "GROUP BY 1, 2), "
+        f"raw AS (SELECT width_bucket(v.t, {edges_sql}) AS b, v.g, count(*) AS n, sum(v.value) AS s, "
+        "min(v.value) AS lo, max(v.value) AS hi FROM ranges r "
+        f"CROSS JOIN LATERAL (SELECT v.{column} AS t, {raw_group} AS g, v.value FROM metric_values v "
+        f"WHERE {value_range('v', column, ':metric_id', 'r.a', 'r.b')} "
+        f"AND {_device_clause('v.device_id', filters.device_ids, params)} OFFSET 0) AS v GROUP BY 1, 2), "
+        "combined AS (SELECT b, g, CAST(sum(n) AS bigint) AS n, sum(s) AS s, min(lo) AS lo, max(hi) AS hi "
+        "FROM (SELECT * FROM cells UNION ALL SELECT * FROM raw) AS x GROUP BY b, g) "
+    )
+    return sql, params
+
+
+def count_combined(conn: Connection, metric_id: str, filters: Filters, lo: int, hi: int) -> int:
+    """`total_count` of a query page: rows in [lo, hi), from the rollups (one bucket spanning the window)."""
+    sql, params = _combined_sql(metric_id, filters, [lo, hi], lo, hi)
+    return int(conn.execute(text(sql + "SELECT COALESCE(sum(n), 0) FROM combined"), params).scalar_one())
+
+
+def _bucket_value(aggregation: str, n: int, s: float, lo: float, hi: float) -> float:
+    if aggregation == "sum":
+        return s
+    if aggregation == "mean":
+        return s / n
+    if aggregation == "max":
+        return hi
+    if aggregation == "min":
+        return lo
+    return float(n)
+
+
+def aggregate_combined(conn: Connection, spec: AggregateSpec) -> AggregateResult:
+    lo, hi = periods.clamp_window(spec.start_ns, spec.end_ns)
+    edges = periods.period_edges(lo, hi, spec.period, spec.zone, spec.week_start)
+    grouped = spec.filters.group_expr is not None
+    if not edges:
+        return AggregateResult([], 0 if grouped else None)
+    if spec.widen:
+        lo, hi = edges[0], edges[-1]
+    if lo >= hi:
+        return AggregateResult([], 0 if grouped else None)
+    sql, params = _combined_sql(spec.metric["metric_id"], spec.filters, edges, lo, hi)
+    if grouped:
+        params["max_groups"] = MAX_GROUPS
+        sql += (
+            ", ranked AS (SELECT g, sum(n) AS gn FROM combined WHERE g IS NOT NULL GROUP BY g), "
+            "top AS (SELECT g FROM ranked ORDER BY gn DESC, g LIMIT :max_groups) "
+            "SELECT b, g, n, s, lo, hi, (SELECT count(*) FROM ranked) AS total_groups FROM combined "
+            "WHERE g IS NULL OR g IN (SELECT g FROM top) ORDER BY b, g NULLS LAST"
+        )
+    else:
+        sql += "SELECT b, g, n, s, lo, hi, NULL AS total_groups FROM combined ORDER BY b"
+    rows = conn.execute(text(sql), params).all()
+    buckets = [
+        Bucket(edges[r.b - 1], edges[r.b], int(r.n), _bucket_value(spec.aggregation, r.n, r.s, r.lo, r.hi), r.g)
+        for r in rows
+    ]
+    if not grouped:
+        return AggregateResult(buckets)
+    total = int(rows[0].total_groups) if rows else 0
+    return AggregateResult(buckets, total, total > MAX_GROUPS)

@@ -236,3 +236,32 @@ console_signin_attempts = Table(
     Column("attempts", Integer, nullable=False, server_default=text("1")),
     PrimaryKeyConstraint("client", "window_start"),
 )
+
+# Rollups (ingest/rollups.py): count, sum, min, max of a metric's values per UTC hour, time kind (0 = session end,
+# 1 = session start, per device; 2 / 3 = the same over all devices) and device. Recomputed per (metric, UTC day)
+# by the workers' sweep; no primary key (device_id is nullable and the sweep deletes, then inserts).
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("metric_id", Text, ForeignKey("metric_definitions.metric_id", ondelete="CASCADE"), nullable=False),
+    Column("kind", SmallInteger, nullable=False),
+    Column("hour_ns", BigInteger, nullable=False),
+    Column("device_id", Text),
+    Column("n", BigInteger, nullable=False),
+    Column("total", Double, nullable=False),
+    Column("lo", Double, nullable=False),
+    Column("hi", Double, nullable=False),
+    Index("ix_metric_rollups_cell", "metric_id", "kind", "hour_ns", "device_id"),
+)
+
+# (metric, UTC day) pairs whose rollups are stale, appended by triggers on metric_values (migration 0007); no
+# foreign key, so that a cascaded delete of a definition never fails on it.
+rollup_dirty = Table(
+    "rollup_dirty",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("metric_id", Text, nullable=False),
+    Column("day", BigInteger, nullable=False),
+    Column("marked", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_rollup_dirty_metric_day", "metric_id", "day"),
+)

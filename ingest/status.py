@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest import heartbeats, jobs, readiness
+from ingest import heartbeats, jobs, readiness, rollups
 from ingest.broker_port import Broker
 from ingest.config import Settings
 from ingest.db import transaction
@@ -29,6 +29,7 @@ def collect(settings: Settings, broker: Broker) -> dict[str, Any]:
         "workers": [],
         "running_jobs": [],
         "failures_last_hour": {"jobs": 0, "items": 0, "recent": []},
+        "rollups": {"dirty_rows": None},
     }
     queued = queue_lengths(broker) if checks["broker"] else {}
     if checks["database"] and checks["schema"]:
@@ -113,6 +114,8 @@ def read_database(conn: Connection, worker_alive_s: float) -> dict[str, Any]:
         "workers": workers,
         "running_jobs": running,
         "failures_last_hour": {"jobs": int(failed.jobs), "items": int(failed.items), "recent": recent},
+        # Aggregates read these days raw until the workers' sweep recomputes them (ingest/rollups.py).
+        "rollups": {"dirty_rows": rollups.backlog(conn)},
     }
 
 

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
-from ingest import counters, heartbeats
+from ingest import counters, heartbeats, rollups
 from ingest.jobs import LANES, TERMINAL_STATES, backlog_by_lane
 
 log = structlog.get_logger(__name__)
@@ -58,14 +58,22 @@ def observe_request(method: str, route: str, status: int, seconds: float) -> Non
     http_duration.labels(method, route).observe(seconds)
 
 
-def snapshot(conn: Connection, worker_alive_s: float) -> tuple[counters.Totals, dict[str, float], int]:
-    """(work counters, backlog per lane, workers alive) over small tables, bounded by a statement timeout."""
+def snapshot(conn: Connection, worker_alive_s: float) -> tuple[counters.Totals, dict[str, float], int, int]:
+    """(work counters, backlog per lane, workers alive, rollup dirty rows) over small tables, bounded by a
+    statement timeout."""
     conn.execute(text("SET LOCAL statement_timeout = 2000"))
     backlog = {lane: float(b.items) for lane, b in backlog_by_lane(conn).items()}
-    return counters.read_totals(conn), backlog, heartbeats.alive_count(conn, worker_alive_s)
+    return (
+        counters.read_totals(conn),
+        backlog,
+        heartbeats.alive_count(conn, worker_alive_s),
+        rollups.backlog(conn),
+    )
 
 
-def database_families(totals: counters.Totals, backlog: dict[str, float], workers: int) -> list[Metric]:
+def database_families(
+    totals: counters.Totals, backlog: dict[str, float], workers: int, rollup_backlog: int = 0
+) -> list[Metric]:
     lanes = sorted(set(LANES) | totals.lanes() | set(backlog))
     jobs = CounterMetricFamily(
         f"{PREFIX}_jobs", "Jobs that reached each terminal state (all workers).", labels=["lane", "state"]
@@ -92,7 +100,12 @@ def database_families(totals: counters.Totals, backlog: dict[str, float], worker
             buckets.append((label, cumulative))
         duration.add_metric([lane], buckets, sum_value=totals.get(counters.DURATION_SUM, lane))
     alive = GaugeMetricFamily(f"{PREFIX}_workers_alive", "Workers with a recent heartbeat.", value=workers)
-    return [jobs, items, backlog_g, duration, alive]
+    dirty = GaugeMetricFamily(
+        f"{PREFIX}_rollup_dirty_rows",
+        "Marks of (metric, UTC day) rollups not yet recomputed (those days are aggregated from raw rows).",
+        value=rollup_backlog,
+    )
+    return [jobs, items, backlog_g, duration, alive, dirty]
 
 
 class DatabaseCollector(Collector):

@@ -13,7 +13,11 @@ finds it done and is dropped.
 
 The same loop purges finished jobs older than `METRICS_INGEST_JOB_RETENTION` every `purge_interval_s` (a minute), a
 few small batches per tick so that heartbeats keep their pace; a backlog of old jobs is worked off over the next
-ticks (ingest/retention.py)."""
+ticks (ingest/retention.py).
+
+And it recomputes the rollups of dirty days (ingest/rollups.py): at most `rollup_tick_s` of batches per tick, only
+days that have been quiet for `rollup_quiet_s` (or waited `rollup_max_delay_s`); one worker at a time (advisory
+lock), the others skip."""
 
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ import uuid
 import structlog
 from sqlalchemy import text
 
-from ingest import heartbeats, jobs, retention
+from ingest import heartbeats, jobs, retention, rollups
 from ingest.broker_port import Broker
 from ingest.config import get_settings
 from ingest.db import transaction
@@ -75,6 +79,12 @@ def purge_once(retention_s: float) -> bool:
     return more
 
 
+def refresh_rollups(quiet_s: float, max_delay_s: float, pairs: int, budget_s: float) -> bool:
+    """Recompute due dirty days for up to `budget_s`; True when more may be due (next tick at once)."""
+    _done, more = rollups.refresh(pairs=pairs, quiet_s=quiet_s, max_delay_s=max_delay_s, budget_s=budget_s)
+    return more
+
+
 def _loop(broker: Broker, lanes: list[str]) -> None:
     settings = get_settings()
     interval = min(settings.sweep_interval_s, settings.heartbeat_interval_s, settings.purge_interval_s)
@@ -86,6 +96,12 @@ def _loop(broker: Broker, lanes: list[str]) -> None:
             if time.monotonic() >= next_purge:
                 more = purge_once(settings.job_retention)
                 next_purge = time.monotonic() + (0 if more else settings.purge_interval_s)
+            refresh_rollups(
+                settings.rollup_quiet_s,
+                settings.rollup_max_delay_s,
+                settings.rollup_batch_pairs,
+                settings.rollup_tick_s,
+            )
         except Exception as err:  # database or broker away: try again next tick
             log.warning("sweeper.tick_failed", error=str(err).splitlines()[0] if str(err) else type(err).__name__)
         _stop.wait(interval)
