@@ -122,13 +122,21 @@ def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
     )
 
 
+def metric_rows(alias: str = "v") -> str:
+    """The predicate selecting one metric's rows of metric_values (bound parameter `:metric_id`). The indexes lead
+    with the compact `metric_key` (unique per definition, ingest.schema), so every metric_values range is written
+    through this."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}metric_key = hashtextextended(CAST(:metric_id AS text), 0)"
+
+
 def time_extent(conn: Connection, metric_id: str, time_column: str) -> tuple[int, int] | None:
     """The earliest and latest session time (of `time_column`) among a metric's rows: two index probes."""
     if time_column not in TIME_COLUMNS.values():
         raise InvalidRequest("time_filter must be 'start_time' or 'end_time'")
     row = conn.execute(
-        text(f"SELECT min({time_column}) AS lo, max({time_column}) AS hi FROM metric_values WHERE metric_id = :m"),
-        {"m": metric_id},
+        text(f"SELECT min({time_column}) AS lo, max({time_column}) AS hi FROM metric_values WHERE {metric_rows('')}"),
+        {"metric_id": metric_id},
     ).one()
     return None if row.lo is None else (row.lo, row.hi)
 
@@ -146,7 +154,7 @@ def window_ns(value: object, field_name: str, default: int | None) -> int:
 
 def where_sql(metric_id: str, filters: Filters, lo: int, hi: int) -> tuple[str, dict]:
     col = f"v.{filters.time_column}"
-    parts = ["v.metric_id = :metric_id", f"{col} >= :lo", f"{col} < :hi"]
+    parts = [metric_rows(), f"{col} >= :lo", f"{col} < :hi"]
     params: dict[str, Any] = {"metric_id": metric_id, "lo": lo, "hi": hi}
     for name, column, value in (
         ("devices", "v.device_id", filters.device_ids),
