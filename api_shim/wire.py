@@ -6,7 +6,7 @@ import base64
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,11 +112,7 @@ def decode_page_token(token: str, bound_to: str | None = None) -> dict:
 
 def metric_record(row: Mapping[str, Any]) -> dict:
     """A stored value (a row of `ingest.values.RECORD_COLUMNS`) as a Roboto MetricRecord."""
-    return record_of(
-        row["org_id"],
-        row["metric_id"],
-        row["name"],
-        row.get("unit"),
+    value_row = (
         row["session_id"],
         row["value"],
         row["device_id"],
@@ -124,44 +120,47 @@ def metric_record(row: Mapping[str, Any]) -> dict:
         row["session_start_ns"],
         row["session_end_ns"],
         row["published_by"],
-        iso(row["published"]),
+        row["published"],
         row.get("group_key"),
+        None,
     )
+    return metric_records([value_row], row["org_id"], row["metric_id"], row["name"], row.get("unit"))[0]
 
 
-def record_of(
-    org_id: str,
-    metric_id: str,
-    name: str,
-    unit: str | None,
-    session_id: str,
-    value: float,
-    device_id: str | None,
-    invocation_id: str | None,
-    start_ns: int,
-    end_ns: int,
-    published_by: str,
-    published: str,
-    group_key: str | None,
-) -> dict:
-    """The MetricRecord shape, the one place it is written (a query page calls this for up to 10,000 rows)."""
-    return {
-        "org_id": org_id,
-        "metric_id": metric_id,
-        "name": name,
-        "session_id": session_id,
-        "min_timestamp_ns": start_ns,
-        "max_timestamp_ns": end_ns,
-        "session_start_time_ns": start_ns,
-        "session_end_time_ns": end_ns,
-        "value": value,
-        "device_id": device_id,
-        "invocation_id": invocation_id,
-        "published_by": published_by,
-        "published": published,
-        "unit": unit,
-        "group_key": group_key,
-    }
+def metric_records(rows: Iterable[tuple], org_id: str, metric_id: str, name: str, unit: str | None) -> list[dict]:
+    """Rows of one metric as Roboto MetricRecords: the one place that shape is written. Each row is
+    `ingest.reads.VALUE_FIELDS` plus the page's sort key (ignored): session_id, value, device_id, invocation_id,
+    session start and end (ns), published_by, published (datetime), group_key, key.
+
+    A query page calls this for up to 10,000 rows, so it is one loop with the dict written out (no call per row), and
+    each distinct `published` (rows of one job share it) is formatted once."""
+    published: dict = {}
+    out: list[dict] = []
+    append = out.append
+    for session_id, value, device_id, invocation_id, start, end, by, at, group_key, _key in rows:
+        when = published.get(at)
+        if when is None:
+            when = published[at] = iso(at)
+        append(
+            {
+                "org_id": org_id,
+                "metric_id": metric_id,
+                "name": name,
+                "session_id": session_id,
+                "min_timestamp_ns": start,
+                "max_timestamp_ns": end,
+                "session_start_time_ns": start,
+                "session_end_time_ns": end,
+                "value": value,
+                "device_id": device_id,
+                "invocation_id": invocation_id,
+                "published_by": by,
+                "published": when,
+                "unit": unit,
+                "group_key": group_key,
+            }
+        )
+    return out
 
 
 def item_error(error: ItemError) -> dict:

@@ -23,7 +23,7 @@ INSERT = (
     "session_end_ns, published_by, published) "
 )
 UPSERT_TAIL = (
-    "ON CONFLICT (metric_id, session_id) DO UPDATE SET value = EXCLUDED.value, device_id = EXCLUDED.device_id, "
+    "ON CONFLICT (session_id, metric_key) DO UPDATE SET value = EXCLUDED.value, device_id = EXCLUDED.device_id, "
     "invocation_id = EXCLUDED.invocation_id, session_start_ns = EXCLUDED.session_start_ns, "
     "session_end_ns = EXCLUDED.session_end_ns, published_by = EXCLUDED.published_by, published = EXCLUDED.published "
     "WHERE metric_values.published <= EXCLUDED.published"  # last writer wins, as the service's own upsert

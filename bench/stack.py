@@ -64,9 +64,14 @@ class Servers:
     admin_url: str = ""
     database: str = ""
 
+    keep: bool = False  # a data dir given by the caller: left in place at close, for a later run to re-use
+
     @classmethod
-    def start(cls) -> Servers:
-        tmp = Path(tempfile.mkdtemp(prefix="mi-bench-"))
+    def start(cls, data_dir: Path | None = None) -> Servers:
+        """`data_dir`: embedded servers in that folder, kept at close (created when missing, re-used when not)."""
+        if data_dir is not None:
+            data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir.resolve() if data_dir is not None else Path(tempfile.mkdtemp(prefix="mi-bench-"))
         env = {k: v for k, v in os.environ.items() if not k.startswith("METRICS_INGEST_")}
         database_url = broker_url = admin = name = ""
         if os.environ.get("METRICS_INGEST_DATABASE_URL"):
@@ -83,7 +88,7 @@ class Servers:
             embedded, urls = start_embedded(env, tmp / "servers.log")
             database_url, broker_url = database_url or urls["database"], broker_url or urls["broker"]
             admin = admin or libpq_url(urls["database"])  # the embedded servers' superuser: CREATE DATABASE for MLflow
-        servers = cls(database_url, broker_url, tmp, embedded, admin, name)
+        servers = cls(database_url, broker_url, tmp, embedded, admin, name, keep=data_dir is not None)
         cli(servers.env(), "migrate")
         return servers
 
@@ -105,7 +110,8 @@ class Servers:
                 conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         if self.embedded:
             stop_process(self.embedded, timeout=60)
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
 
 def drain(stream, log: Path) -> None:

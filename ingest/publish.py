@@ -160,8 +160,9 @@ def _definition_ids(conn: Connection, org_id: str, names: list[str]) -> dict[str
     return {r.name: r.metric_id for r in rows}
 
 
+# The primary key (session_id, metric_key): metric_key is computed from metric_id by PostgreSQL (ingest.schema).
 UPSERT_TAIL = (
-    "ON CONFLICT (metric_id, session_id) DO UPDATE SET value = EXCLUDED.value, device_id = EXCLUDED.device_id, "
+    "ON CONFLICT (session_id, metric_key) DO UPDATE SET value = EXCLUDED.value, device_id = EXCLUDED.device_id, "
     "invocation_id = EXCLUDED.invocation_id, session_start_ns = EXCLUDED.session_start_ns, "
     "session_end_ns = EXCLUDED.session_end_ns, published_by = EXCLUDED.published_by, "
     "published = EXCLUDED.published "

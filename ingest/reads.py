@@ -122,13 +122,21 @@ def resolve_metric(conn: Connection, org_id: str, name: str) -> dict:
     )
 
 
+def metric_rows(alias: str = "v", metric: str = ":metric_id") -> str:
+    """The predicate selecting one metric's rows of metric_values (`metric`: an SQL expression of its id, by default
+    the bound parameter `:metric_id`). The indexes lead with the compact `metric_key` (unique per definition,
+    ingest.schema), so every metric_values range is written through this."""
+    prefix = f"{alias}." if alias else ""
+    return f"{prefix}metric_key = hashtextextended(CAST({metric} AS text), 0)"
+
+
 def time_extent(conn: Connection, metric_id: str, time_column: str) -> tuple[int, int] | None:
     """The earliest and latest session time (of `time_column`) among a metric's rows: two index probes."""
     if time_column not in TIME_COLUMNS.values():
         raise InvalidRequest("time_filter must be 'start_time' or 'end_time'")
     row = conn.execute(
-        text(f"SELECT min({time_column}) AS lo, max({time_column}) AS hi FROM metric_values WHERE metric_id = :m"),
-        {"m": metric_id},
+        text(f"SELECT min({time_column}) AS lo, max({time_column}) AS hi FROM metric_values WHERE {metric_rows('')}"),
+        {"metric_id": metric_id},
     ).one()
     return None if row.lo is None else (row.lo, row.hi)
 
@@ -148,7 +156,7 @@ def value_range(alias: str, column: str, metric: str, lo: str, hi: str) -> str:
     """The one predicate of every raw range scan of metric_values (reads here, recomputes in ingest/rollups.py):
     the rows of `metric` whose `column` lies in [lo, hi), all SQL expressions. The time indexes serve it; when they
     change, this is the one place to follow."""
-    return f"{alias}.metric_id = {metric} AND {alias}.{column} >= {lo} AND {alias}.{column} < {hi}"
+    return f"{metric_rows(alias, metric)} AND {alias}.{column} >= {lo} AND {alias}.{column} < {hi}"
 
 
 def where_sql(metric_id: str, filters: Filters, lo: int, hi: int) -> tuple[str, dict]:

@@ -6,6 +6,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Computed,
     DateTime,
     Double,
     ForeignKey,
@@ -92,6 +93,11 @@ invocations = Table(
     _now(),
 )
 
+# A compact key of a metric, computed by PostgreSQL from its id and unique among definitions: it leads the indexes of
+# metric_values (8 bytes where the text id takes 24), so `metric_key = hashtextextended(:metric_id, 0)` selects exactly
+# one metric's rows (ingest.reads.metric_rows).
+METRIC_KEY = "hashtextextended(metric_id, 0)"
+
 metric_definitions = Table(
     "metric_definitions",
     metadata,
@@ -104,15 +110,21 @@ metric_definitions = Table(
     _now(),
     Column("modified_by", Text, nullable=False),
     Column("modified", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("metric_key", BigInteger, Computed(METRIC_KEY, persisted=True), nullable=False),
     UniqueConstraint("org_id", "name", name="uq_metric_definitions_org_name"),
+    UniqueConstraint("metric_key", name="uq_metric_definitions_key"),
+    UniqueConstraint("metric_key", "metric_id", name="uq_metric_definitions_key_id"),
 )
 
 # One row per (metric, session). The session's start/end are copied onto the row so that a time window on a
 # metric is one index range scan; changing a session's times updates the copies in the same transaction.
+# Indexes (issue 19, docs/reads.md "Indexes"): the primary key (session_id, metric_key) serves the worker's upsert,
+# get-by-session and a session's time change; (metric_key, time, session_id) serves windows, keyset pages, counts and
+# the definition's cascade delete.
 metric_values = Table(
     "metric_values",
     metadata,
-    Column("metric_id", Text, ForeignKey("metric_definitions.metric_id", ondelete="CASCADE"), nullable=False),
+    Column("metric_id", Text, nullable=False),
     Column("session_id", Text, nullable=False),
     Column("org_id", Text, nullable=False),
     Column("value", Double, nullable=False),
@@ -122,10 +134,16 @@ metric_values = Table(
     Column("session_end_ns", BigInteger, nullable=False),
     Column("published_by", Text, nullable=False),
     Column("published", DateTime(timezone=True), nullable=False),
-    PrimaryKeyConstraint("metric_id", "session_id"),
-    Index("ix_metric_values_end", "metric_id", "session_end_ns", "session_id"),
-    Index("ix_metric_values_start", "metric_id", "session_start_ns", "session_id"),
-    Index("ix_metric_values_org_session", "org_id", "session_id"),
+    Column("metric_key", BigInteger, Computed(METRIC_KEY, persisted=True), nullable=False),
+    PrimaryKeyConstraint("session_id", "metric_key"),
+    ForeignKeyConstraint(
+        ["metric_key", "metric_id"],
+        ["metric_definitions.metric_key", "metric_definitions.metric_id"],
+        name="fk_metric_values_definition",
+        ondelete="CASCADE",
+    ),
+    Index("ix_metric_values_end", "metric_key", "session_end_ns", "session_id"),
+    Index("ix_metric_values_start", "metric_key", "session_start_ns", "session_id"),
 )
 
 # The outbox: a job and its payload are stored in one transaction before any Celery message is sent.

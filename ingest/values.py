@@ -22,7 +22,8 @@ def records_for_keys(conn: Connection, org_id: str, keys: list[tuple[str, str]])
         conn,
         f"SELECT {RECORD_COLUMNS} FROM unnest(CAST(:n AS text[]), CAST(:s AS text[])) AS k(name, session_id) "
         "JOIN metric_definitions d ON d.org_id = :o AND d.name = k.name "
-        "JOIN metric_values v ON v.metric_id = d.metric_id AND v.session_id = k.session_id",
+        "JOIN metric_values v ON v.session_id = k.session_id AND v.metric_key = d.metric_key "
+        "AND v.metric_id = d.metric_id",
         {"o": org_id, "n": list(names), "s": list(sessions)},
     )
     records = (dict(zip(RECORD_FIELDS, row, strict=True)) for row in rows)

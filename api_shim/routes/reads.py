@@ -72,38 +72,8 @@ async def query(
     extra: dict[str, Any] = {"total_count": result.total_count}
     if filters.group_by is not None:
         extra.update(total_groups=result.total_groups, groups_truncated=result.groups_truncated)
-    return _json(wire.page(_records(result.items, metric), next_token, **extra))
-
-
-def _records(rows: list[tuple], metric: dict) -> list[dict]:
-    """wire.metric_record for a page of reads.VALUE_FIELDS tuples, with each distinct `published` formatted once
-    (rows published by one job share it). tests/integration/test_query.py checks the result equals
-    wire.metric_record row for row."""
-    org_id, metric_id, name, unit = metric["org_id"], metric["metric_id"], metric["name"], metric["unit"]
-    published: dict = {}
-    out = []
-    for session_id, value, device_id, invocation_id, start, end, by, at, group_key, *_ in rows:
-        when = published.get(at)
-        if when is None:
-            when = published[at] = wire.iso(at)
-        out.append(
-            wire.record_of(
-                org_id,
-                metric_id,
-                name,
-                unit,
-                session_id,
-                value,
-                device_id,
-                invocation_id,
-                start,
-                end,
-                by,
-                when,
-                group_key,
-            )
-        )
-    return out
+    records = wire.metric_records(result.items, metric["org_id"], metric["metric_id"], metric["name"], metric["unit"])
+    return _json(wire.page(records, next_token, **extra))
 
 
 @router.post("/v1/metrics/aggregate", response_model=Data[AggregateResult], openapi_extra=body_of(AggregateBody))
