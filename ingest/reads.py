@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 from ingest import periods
 from ingest.conditions import Compiled, compile_condition
-from ingest.db import driver_connection, one_row
+from ingest.db import fetch_tuples, one_row
 from ingest.errors import IllegalArgument, InvalidRequest, NotFound
 from ingest.notset import NOT_SET
 from ingest.numbers import json_integer
@@ -183,14 +183,6 @@ class Groups:
             return "TRUE"
         params["kept_groups"] = self.kept
         return f"({expr} IS NULL OR {expr} = ANY(CAST(:kept_groups AS text[])))"
-
-
-def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
-    """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects."""
-    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
-    with driver_connection(conn).cursor(binary=True) as cur:
-        cur.execute(compiled.string, compiled.params)
-        return cur.fetchall()
 
 
 def rank_groups(conn: Connection, filters: Filters, where: str, params: dict) -> Groups:
