@@ -28,6 +28,10 @@ def not_set_or(value: Any, field: str, *, allow_null: bool = True) -> Any:
 
 
 def iso(dt: datetime) -> str:
+    """A stored time as Roboto writes it. A naive datetime is in UTC (query pages load timestamptz that way:
+    ingest.reads.fetch_tuples)."""
+    if dt.tzinfo is None:
+        return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

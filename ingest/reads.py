@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
+from psycopg import pq
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
@@ -187,10 +189,18 @@ class Groups:
         return f"({expr} IS NULL OR {expr} = ANY(CAST(:kept_groups AS text[])))"
 
 
+# timestamptz loaded as `timestamp` (same binary form: microseconds in UTC): a naive datetime, in UTC, made without
+# the per-value time zone conversion, and hashed without a utcoffset() call. A page of 10,000 rows loads and renders
+# in about two thirds of the time (issue 19).
+NAIVE_UTC_LOADER = psycopg.adapters.get_loader(psycopg.adapters.types["timestamp"].oid, pq.Format.BINARY)
+
+
 def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
-    """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects."""
+    """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects.
+    timestamptz columns come back as naive datetimes in UTC (NAIVE_UTC_LOADER)."""
     compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
     with driver_connection(conn).cursor(binary=True) as cur:
+        cur.adapters.register_loader("timestamptz", NAIVE_UTC_LOADER)
         cur.execute(compiled.string, compiled.params)
         return cur.fetchall()
 
@@ -240,7 +250,7 @@ class QuerySpec:
 
 @dataclass
 class QueryPage:
-    items: list[tuple]  # VALUE_FIELDS of each row, in that order
+    items: list[tuple]  # VALUE_FIELDS of each row, in that order (`published` naive, in UTC: fetch_tuples)
     next_position: dict | None
     total_count: int
     total_groups: int | None = None
@@ -377,7 +387,7 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
     if len(rows) > spec.limit:
         rows = rows[: spec.limit]
         last = rows[-1]
-        key = last[-1].isoformat() if isinstance(last[-1], datetime) else last[-1]
+        key = last[-1].replace(tzinfo=UTC).isoformat() if isinstance(last[-1], datetime) else last[-1]
         next_position = {"k": key, "s": last[0], "n": now_ns, "c": total_count}
     items = rows  # tuples in VALUE_FIELDS order (plus the sort key): no per-row dict for a 10,000-row page
     return QueryPage(items, next_position, total_count, groups.total, groups.truncated)
