@@ -192,7 +192,13 @@ class Groups:
 # timestamptz loaded as `timestamp` (same binary form: microseconds in UTC): a naive datetime, in UTC, made without
 # the per-value time zone conversion, and hashed without a utcoffset() call. A page of 10,000 rows loads and renders
 # in about two thirds of the time (issue 19).
-NAIVE_UTC_LOADER = psycopg.adapters.get_loader(psycopg.adapters.types["timestamp"].oid, pq.Format.BINARY)
+def _naive_utc_loader() -> type[psycopg.abc.Loader]:
+    loader = psycopg.adapters.get_loader(psycopg.adapters.types["timestamp"].oid, pq.Format.BINARY)
+    assert loader is not None  # psycopg always has one for its built-in types
+    return loader
+
+
+NAIVE_UTC_LOADER = _naive_utc_loader()
 
 
 def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
