@@ -34,6 +34,7 @@ import time
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import psutil
@@ -156,7 +157,7 @@ class MlflowServer:
         with psycopg.connect(self.servers.admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{self.database}"')
             conn.execute(f'CREATE DATABASE "{self.database}"')
-        store = self.servers.admin_url.rsplit("/", 1)[0] + "/" + self.database
+        store = urlunsplit(urlsplit(self.servers.admin_url)._replace(path="/" + self.database))
         artifacts = self.log_dir / "mlflow-artifacts"
         argv = [
             str(MLFLOW_VENV / "bin" / "mlflow"), "server", "--workers", "2", "--host", "127.0.0.1",

@@ -87,6 +87,7 @@ class Servers:
             env.update(METRICS_INGEST_DATA_DIR=str(tmp / "data"), METRICS_INGEST_LOG_FORMAT="json")
             embedded, urls = start_embedded(env, tmp / "servers.log")
             database_url, broker_url = database_url or urls["database"], broker_url or urls["broker"]
+            admin = admin or libpq_url(urls["database"])  # the embedded servers' superuser: CREATE DATABASE for MLflow
         servers = cls(database_url, broker_url, tmp, embedded, admin, name, keep=data_dir is not None)
         cli(servers.env(), "migrate")
         return servers

@@ -47,6 +47,7 @@ def _kept_redis_client(self, client=None):
     yield kept
 
 
+KOMBU_CONN_OR_ACQUIRE = redis_transport.Channel.conn_or_acquire  # what the patch replaces (tests compare its source)
 redis_transport.Channel.conn_or_acquire = contextlib.contextmanager(_kept_redis_client)  # type: ignore[method-assign]
 
 

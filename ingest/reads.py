@@ -12,14 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import psycopg
-from psycopg import pq
 from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from ingest import periods
 from ingest.conditions import Compiled, compile_condition
-from ingest.db import driver_connection, one_row
+from ingest.db import fetch_tuples, one_row
 from ingest.errors import IllegalArgument, InvalidRequest, NotFound
 from ingest.notset import NOT_SET
 from ingest.numbers import json_integer
@@ -189,28 +187,6 @@ class Groups:
         return f"({expr} IS NULL OR {expr} = ANY(CAST(:kept_groups AS text[])))"
 
 
-# timestamptz loaded as `timestamp` (same binary form: microseconds in UTC): a naive datetime, in UTC, made without
-# the per-value time zone conversion, and hashed without a utcoffset() call. A page of 10,000 rows loads and renders
-# in about two thirds of the time (issue 19).
-def _naive_utc_loader() -> type[psycopg.abc.Loader]:
-    loader = psycopg.adapters.get_loader(psycopg.adapters.types["timestamp"].oid, pq.Format.BINARY)
-    assert loader is not None  # psycopg always has one for its built-in types
-    return loader
-
-
-NAIVE_UTC_LOADER = _naive_utc_loader()
-
-
-def fetch_tuples(conn: Connection, sql: str, params: dict) -> list[tuple]:
-    """Run a statement on the driver's own binary cursor: a page of 10,000 rows skips SQLAlchemy's row objects.
-    timestamptz columns come back as naive datetimes in UTC (NAIVE_UTC_LOADER)."""
-    compiled = text(sql).bindparams(**params).compile(dialect=conn.dialect)
-    with driver_connection(conn).cursor(binary=True) as cur:
-        cur.adapters.register_loader("timestamptz", NAIVE_UTC_LOADER)
-        cur.execute(compiled.string, compiled.params)
-        return cur.fetchall()
-
-
 def rank_groups(conn: Connection, filters: Filters, where: str, params: dict) -> Groups:
     """The named groups with the most sessions in the window (ties by value), at most MAX_GROUPS of them."""
     if filters.group_expr is None:
@@ -256,7 +232,7 @@ class QuerySpec:
 
 @dataclass
 class QueryPage:
-    items: list[tuple]  # VALUE_FIELDS of each row, in that order (`published` naive, in UTC: fetch_tuples)
+    items: list[tuple]  # VALUE_FIELDS of each row, in that order (`published` naive, in UTC: ingest.db.fetch_tuples)
     next_position: dict | None
     total_count: int
     total_groups: int | None = None
@@ -388,6 +364,7 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
         f"SELECT {VALUE_COLUMNS}, {group_col} AS group_key, {_key_sql(spec)} AS k FROM metric_values v "
         f"WHERE {where} AND {keyset} ORDER BY {_order(spec)} LIMIT :limit",
         params,
+        naive_utc_times=True,
     )
     next_position = None
     if len(rows) > spec.limit:
