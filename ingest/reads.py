@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -238,7 +238,7 @@ class QuerySpec:
 
 @dataclass
 class QueryPage:
-    items: list[tuple]  # VALUE_FIELDS of each row, in that order
+    items: list[tuple]  # VALUE_FIELDS of each row, in that order (`published` naive, in UTC: ingest.db.fetch_tuples)
     next_position: dict | None
     total_count: int
     total_groups: int | None = None
@@ -374,12 +374,13 @@ def query_page(conn: Connection, spec: QuerySpec, position: dict | None) -> Quer
         f"SELECT {VALUE_COLUMNS}, {group_col} AS group_key, {_key_sql(spec)} AS k FROM metric_values v "
         f"WHERE {where} AND {keyset} ORDER BY {_order(spec)} LIMIT :limit",
         params,
+        naive_utc_times=True,
     )
     next_position = None
     if len(rows) > spec.limit:
         rows = rows[: spec.limit]
         last = rows[-1]
-        key = last[-1].isoformat() if isinstance(last[-1], datetime) else last[-1]
+        key = last[-1].replace(tzinfo=UTC).isoformat() if isinstance(last[-1], datetime) else last[-1]
         next_position = {"k": key, "s": last[0], "n": now_ns, "c": total_count}
     items = rows  # tuples in VALUE_FIELDS order (plus the sort key): no per-row dict for a 10,000-row page
     return QueryPage(items, next_position, total_count, groups.total, groups.truncated)
