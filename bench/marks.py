@@ -17,7 +17,6 @@ import random
 import secrets
 import statistics
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.sections import INSERT, ROW_COLUMNS, UPSERT_TAIL  # noqa: E402
+from bench.sections import staged_upsert  # noqa: E402
 from bench.stack import Servers  # noqa: E402
 
 S = 1_000_000_000
@@ -58,16 +57,7 @@ def upsert(conn: psycopg.Connection, org: str, rows: list[tuple], batch: int, pu
     )
     seconds = 0.0
     for k in range(0, len(rows), batch):
-        part = sorted(rows[k : k + batch])
-        started = time.perf_counter()
-        with conn.cursor() as cur:
-            with cur.copy(f"COPY staging ({ROW_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                copy.set_types(["text", "text", "float8", "text", "int8", "int8"])
-                for row in part:
-                    copy.write_row(row)
-            cur.execute(INSERT + select + UPSERT_TAIL, {"o": org, "p": published})
-        conn.commit()
-        seconds += time.perf_counter() - started
+        seconds += staged_upsert(conn, sorted(rows[k : k + batch]), select, {"o": org, "p": published})
     return len(rows) / seconds
 
 

@@ -154,16 +154,22 @@ def raw_ceiling(database_url: str, org: Org, names: list[str], batch: int) -> di
         total, seconds = 0, 0.0
         while part := sorted(itertools.islice(rows, batch)):  # building a batch is not timed: only the database work
             total += len(part)
-            started = time.perf_counter()
-            with conn.cursor() as cur:
-                with cur.copy(f"COPY staging ({ROW_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
-                    copy.set_types(["text", "text", "float8", "text", "int8", "int8"])
-                    for row in part:
-                        copy.write_row(row)
-                cur.execute(INSERT + select + UPSERT_TAIL, {"o": org.org_id, "by": "bench"})
-            conn.commit()
-            seconds += time.perf_counter() - started
+            seconds += staged_upsert(conn, part, select, {"o": org.org_id, "by": "bench"})
     return {"items": total, "batch": batch, "seconds": round(seconds, 2), "items_per_s": round(total / seconds, 1)}
+
+
+def staged_upsert(conn: psycopg.Connection, part: list[tuple], select: str, params: dict) -> float:
+    """One batch the way the worker writes it: COPY into the `staging` temp table, INSERT `select` ... ON CONFLICT
+    DO UPDATE, commit. Returns the seconds it took."""
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY staging ({ROW_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "float8", "text", "int8", "int8"])
+            for row in part:
+                copy.write_row(row)
+        cur.execute(INSERT + select + UPSERT_TAIL, params)
+    conn.commit()
+    return time.perf_counter() - started
 
 
 # -- 2. interactive publish ----------------------------------------------------------------------------------
