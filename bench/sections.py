@@ -158,9 +158,9 @@ def raw_ceiling(database_url: str, org: Org, names: list[str], batch: int) -> di
     return {"items": total, "batch": batch, "seconds": round(seconds, 2), "items_per_s": round(total / seconds, 1)}
 
 
-def staged_upsert(conn: psycopg.Connection, part: list[tuple], select: str, params: dict) -> float:
+def staged_upsert(conn: psycopg.Connection, part: list[tuple], select: str, params: dict, then: str = "") -> float:
     """One batch the way the worker writes it: COPY into the `staging` temp table, INSERT `select` ... ON CONFLICT
-    DO UPDATE, commit. Returns the seconds it took."""
+    DO UPDATE, then the statement `then` if any (in the same transaction), commit. Returns the seconds it took."""
     started = time.perf_counter()
     with conn.cursor() as cur:
         with cur.copy(f"COPY staging ({ROW_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
@@ -168,6 +168,8 @@ def staged_upsert(conn: psycopg.Connection, part: list[tuple], select: str, para
             for row in part:
                 copy.write_row(row)
         cur.execute(INSERT + select + UPSERT_TAIL, params)
+        if then:
+            cur.execute(then)
     conn.commit()
     return time.perf_counter() - started
 

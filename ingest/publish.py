@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from ingest import ids
+from ingest import ids, rollups
 from ingest.db import driver_connection, statement
 from ingest.definitions import name_problem
 from ingest.errors import InvalidRequest, NotFound
@@ -194,6 +194,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
         )
         params.update({f"c{i}": list(c) for i, c in enumerate(cols)})
         conn.execute(statement(insert + select.format(source=source) + UPSERT_TAIL), params)
+        rollups.mark_written(conn, rows)
         return
     with driver_connection(conn).cursor() as cur:
         cur.execute(
@@ -205,6 +206,7 @@ def upsert_values(conn: Connection, ctx: JobContext, rows: list[tuple]) -> None:
             for row in rows:
                 copy.write_row(row)
     conn.execute(statement(insert + select.format(source="staging_values") + UPSERT_TAIL), params)
+    rollups.mark_written(conn, rows)
 
 
 # -- composition ---------------------------------------------------------------------------------------------

@@ -272,8 +272,9 @@ metric_rollups = Table(
     Index("ix_metric_rollups_cell", "metric_id", "kind", "hour_ns", "device_id"),
 )
 
-# (metric, UTC day) pairs whose rollups are stale, appended by triggers on metric_values (migration 0007); no
-# foreign key, so that a cascaded delete of a definition never fails on it.
+# (metric, UTC day) pairs whose rollups are stale, appended by the worker's upsert and by triggers on metric_values
+# for moved and deleted rows (ingest/rollups.py, migration 0007); no foreign key, so that a cascaded delete of a
+# definition never fails on it.
 rollup_dirty = Table(
     "rollup_dirty",
     metadata,

@@ -2,10 +2,12 @@
 (0 = end time, 1 = start time, per device; 2 and 3 = the same over all devices, device_id NULL) and device, in
 `metric_rollups`, recomputed in the background (ingest/rollups.py).
 
-The write path only marks what it touched: statement-level triggers on `metric_values` (insert, update, delete; with
-transition tables, so a 50,000-row upsert costs one extra INSERT of its few distinct (metric, UTC day) pairs) append
-to `rollup_dirty`. Append-only, no ON CONFLICT and no foreign key: concurrent writers never wait on each other, and a
-cascaded delete of a definition never fails on it. Readers use the cells of clean days and raw rows for the rest.
+The write path only marks what it touched, in `rollup_dirty` (metric, UTC day): the worker's upsert appends the days of
+the rows it writes itself (ingest.rollups.mark_written: one small INSERT per chunk, no trigger on the hot path);
+a row-level trigger marks the old and new days of a row whose session times change, and a statement-level trigger
+the days of deleted rows (cascades of definitions and orgs). Append-only, no ON CONFLICT and no foreign key:
+concurrent writers never wait on each other, and a cascaded delete never fails on it. Readers use the cells of clean
+days and raw rows for the rest.
 
 The upgrade marks every stored (metric, day) dirty, so an upgraded database answers exactly at once (from raw rows)
 and the workers' sweep fills the rollups in the background.
@@ -46,14 +48,6 @@ CREATE INDEX ix_rollup_dirty_metric_day ON rollup_dirty (metric_id, day);
 CREATE FUNCTION rollup_day(ns bigint) RETURNS bigint LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ SELECT ns / 86400000000000 - CASE WHEN ns % 86400000000000 < 0 THEN 1 ELSE 0 END $$;
 
-CREATE FUNCTION rollup_mark_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    INSERT INTO rollup_dirty (metric_id, day)
-    SELECT DISTINCT r.metric_id, d.day FROM rollup_new r
-    CROSS JOIN LATERAL (VALUES (rollup_day(r.session_end_ns)), (rollup_day(r.session_start_ns))) AS d (day);
-    RETURN NULL;
-END $$;
-
 CREATE FUNCTION rollup_mark_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO rollup_dirty (metric_id, day)
@@ -62,20 +56,21 @@ BEGIN
     RETURN NULL;
 END $$;
 
-CREATE FUNCTION rollup_mark_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+-- A row whose session times changed (a session moved, or a chunk that read the session before it moved): its old
+-- and new days. Value and device changes keep the days, which the writer marks itself (ingest.rollups.mark_written).
+CREATE FUNCTION rollup_mark_moved() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO rollup_dirty (metric_id, day)
-    SELECT DISTINCT r.metric_id, d.day
-    FROM (SELECT metric_id, session_start_ns, session_end_ns FROM rollup_old
-          UNION ALL SELECT metric_id, session_start_ns, session_end_ns FROM rollup_new) AS r
-    CROSS JOIN LATERAL (VALUES (rollup_day(r.session_end_ns)), (rollup_day(r.session_start_ns))) AS d (day);
+    SELECT DISTINCT NEW.metric_id, d.day FROM (VALUES (rollup_day(OLD.session_end_ns)),
+        (rollup_day(OLD.session_start_ns)), (rollup_day(NEW.session_end_ns)), (rollup_day(NEW.session_start_ns)))
+        AS d (day);
     RETURN NULL;
 END $$;
 
-CREATE TRIGGER rollup_mark_insert AFTER INSERT ON metric_values REFERENCING NEW TABLE AS rollup_new
-    FOR EACH STATEMENT EXECUTE FUNCTION rollup_mark_inserted();
-CREATE TRIGGER rollup_mark_update AFTER UPDATE ON metric_values REFERENCING OLD TABLE AS rollup_old
-    NEW TABLE AS rollup_new FOR EACH STATEMENT EXECUTE FUNCTION rollup_mark_updated();
+CREATE TRIGGER rollup_mark_move AFTER UPDATE OF session_start_ns, session_end_ns ON metric_values
+    FOR EACH ROW WHEN (OLD.session_start_ns IS DISTINCT FROM NEW.session_start_ns
+                       OR OLD.session_end_ns IS DISTINCT FROM NEW.session_end_ns)
+    EXECUTE FUNCTION rollup_mark_moved();
 CREATE TRIGGER rollup_mark_delete AFTER DELETE ON metric_values REFERENCING OLD TABLE AS rollup_old
     FOR EACH STATEMENT EXECUTE FUNCTION rollup_mark_deleted();
 
@@ -85,11 +80,9 @@ CROSS JOIN LATERAL (VALUES (rollup_day(v.session_end_ns)), (rollup_day(v.session
 """
 
 DOWNGRADE = """
-DROP TRIGGER rollup_mark_insert ON metric_values;
-DROP TRIGGER rollup_mark_update ON metric_values;
+DROP TRIGGER rollup_mark_move ON metric_values;
 DROP TRIGGER rollup_mark_delete ON metric_values;
-DROP FUNCTION rollup_mark_inserted();
-DROP FUNCTION rollup_mark_updated();
+DROP FUNCTION rollup_mark_moved();
 DROP FUNCTION rollup_mark_deleted();
 DROP FUNCTION rollup_day(bigint);
 DROP TABLE rollup_dirty;

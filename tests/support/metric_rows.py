@@ -37,28 +37,32 @@ def define(tenant, name: str) -> str:
     return metric_id
 
 
+DAY_NS = 86_400 * 1_000_000_000
+
+
 def insert(tenant, metric_id: str, rows: list[Row]) -> None:
+    """COPY the rows, and mark their (metric, UTC day) pairs for the rollups as every writer of metric_values must
+    (the worker's upsert does it in ingest.rollups.mark_written)."""
     sql = (
         "COPY metric_values (metric_id, session_id, org_id, value, device_id, invocation_id, session_start_ns, "
         "session_end_ns, published_by, published) FROM STDIN"
     )
-    with (
-        psycopg.connect(to_libpq_url(tenant.database_url), autocommit=True) as conn,
-        conn.cursor() as cur,
-        cur.copy(sql) as copy,
-    ):
-        for r in rows:
-            copy.write_row(
-                (
-                    metric_id,
-                    r.session_id,
-                    tenant.org_id,
-                    r.value,
-                    r.device_id,
-                    r.invocation_id,
-                    r.start_ns,
-                    r.end_ns,
-                    tenant.principal,
-                    r.published,
+    days = sorted({t // DAY_NS for r in rows for t in (r.start_ns, r.end_ns)})
+    with psycopg.connect(to_libpq_url(tenant.database_url)) as conn, conn.cursor() as cur:  # one transaction
+        with cur.copy(sql) as copy:
+            for r in rows:
+                copy.write_row(
+                    (
+                        metric_id,
+                        r.session_id,
+                        tenant.org_id,
+                        r.value,
+                        r.device_id,
+                        r.invocation_id,
+                        r.start_ns,
+                        r.end_ns,
+                        tenant.principal,
+                        r.published,
+                    )
                 )
-            )
+        cur.execute("INSERT INTO rollup_dirty (metric_id, day) SELECT %s, unnest(%s::bigint[])", (metric_id, days))
