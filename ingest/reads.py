@@ -474,7 +474,7 @@ def count_raw(conn: Connection, where: str, params: dict) -> int:
 HOUR_NS = 3600 * 1_000_000_000
 DAY_NS = 24 * HOUR_NS
 KIND_OF_COLUMN = {"session_end_ns": 0, "session_start_ns": 1}  # cells per device; + ALL_DEVICES: over all devices
-ALL_DEVICES = 2
+ALL_DEVICES = 2  # kind + 2: the same hour over all devices (device_id NULL), read when no device matters
 
 
 def rollups_apply(filters: Filters) -> bool:

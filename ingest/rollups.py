@@ -48,16 +48,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
 from ingest.db import statement, transaction
-from ingest.reads import value_range
+from ingest.reads import ALL_DEVICES, DAY_NS, HOUR_NS, KIND_OF_COLUMN, value_range
 
 log = structlog.get_logger(__name__)
 
 ROLLUP_LOCK = 727276
-HOUR_NS = 3600 * 1_000_000_000
-DAY_NS = 24 * HOUR_NS
 MAX_NS = 2**63 - 1
-KINDS = {0: "session_end_ns", 1: "session_start_ns"}  # kind -> metric_values column (cells per device)
-ALL_DEVICES = 2  # kind + 2: the same hour over all devices (device_id NULL), read when no device matters
+KINDS = {kind: column for column, kind in KIND_OF_COLUMN.items()}  # kind -> metric_values column (cells per device)
 DEFAULT_PAIRS = 200  # (metric, day) pairs per batch
 HEAD_SCAN = 20_000  # dirty rows looked at (oldest first) to pick the pairs of a batch
 RETRIES = 5

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import psycopg
 
 from ingest.config import to_libpq_url
+from ingest.reads import DAY_NS
 
 PUBLISHED = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -35,9 +36,6 @@ def define(tenant, name: str) -> str:
         tenant.principal,
     )
     return metric_id
-
-
-DAY_NS = 86_400 * 1_000_000_000
 
 
 def insert(tenant, metric_id: str, rows: list[Row]) -> None:

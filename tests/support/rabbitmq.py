@@ -11,10 +11,11 @@ import secrets
 import shutil
 import signal
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
+
+from tests.support.polling import wait_until
 
 # Debian's /usr/sbin/rabbitmq-server re-runs itself as the `rabbitmq` user with that user's HOME; the script under
 # /usr/lib/rabbitmq/bin is the server itself. A generic (tarball) installation puts that one on PATH.
@@ -133,19 +134,21 @@ class RabbitServer:
     def wait_ready(self, timeout: float) -> None:
         from kombu import Connection
 
-        deadline = time.monotonic() + timeout
-        while True:
+        def accepts() -> bool:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"rabbitmq-server exited: {self.log_tail()}")
             try:
                 with Connection(self.url(self.vhosts[0]), connect_timeout=1) as conn:
                     conn.connect()
-                    return
-            except Exception as err:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"RabbitMQ did not start ({err}): {self.log_tail()}") from None
-            time.sleep(0.3)
+                    return True
+            except Exception:  # kombu and amqp raise several kinds while the node boots: not up yet
+                return False
+
+        try:
+            wait_until(accepts, timeout, "RabbitMQ to accept a connection", interval=0.3)
+        except AssertionError as err:
+            raise RuntimeError(f"{err}: {self.log_tail()}") from None
 
     def log_tail(self) -> str:
         path = self.base / "server.log"
