@@ -114,31 +114,25 @@ def decode_page_token(token: str, bound_to: str | None = None) -> dict:
 
 
 def metric_record(row: Mapping[str, Any]) -> dict:
-    """A stored value (a row of `ingest.values.RECORD_COLUMNS`) as a Roboto MetricRecord. The same shape as
-    `metric_records` writes (tests/integration/test_query.py compares them row for row); written out here too, so
-    a publish's 1,000 answers pay no list and loop per record."""
-    start, end = row["session_start_ns"], row["session_end_ns"]
-    return {
-        "org_id": row["org_id"],
-        "metric_id": row["metric_id"],
-        "name": row["name"],
-        "session_id": row["session_id"],
-        "min_timestamp_ns": start,
-        "max_timestamp_ns": end,
-        "session_start_time_ns": start,
-        "session_end_time_ns": end,
-        "value": row["value"],
-        "device_id": row["device_id"],
-        "invocation_id": row["invocation_id"],
-        "published_by": row["published_by"],
-        "published": iso(row["published"]),
-        "unit": row.get("unit"),
-        "group_key": row.get("group_key"),
-    }
+    """A stored value (a row of `ingest.values.RECORD_COLUMNS`) as a Roboto MetricRecord: `metric_records` of one
+    row, so the record's shape is written in one place."""
+    fields = (
+        row["session_id"],
+        row["value"],
+        row["device_id"],
+        row["invocation_id"],
+        row["session_start_ns"],
+        row["session_end_ns"],
+        row["published_by"],
+        row["published"],
+        row.get("group_key"),
+        None,  # no sort key
+    )
+    return metric_records([fields], row["org_id"], row["metric_id"], row["name"], row.get("unit"))[0]
 
 
 def metric_records(rows: Iterable[tuple], org_id: str, metric_id: str, name: str, unit: str | None) -> list[dict]:
-    """Rows of one metric as Roboto MetricRecords (the shape of `metric_record`). Each row is
+    """Rows of one metric as Roboto MetricRecords, the one place their shape is written. Each row is
     `ingest.reads.VALUE_FIELDS` plus the page's sort key (ignored): session_id, value, device_id, invocation_id,
     session start and end (ns), published_by, published (datetime), group_key, key.
 
